@@ -1,0 +1,234 @@
+"""drkit's configuration: where each value comes from, and every check made before any AWS call.
+
+Precedence: command-line flags, then environment variables, then `drkit.toml`, then defaults.
+Validation covers the environment suffix (against every derived AWS name), the regions (against
+botocore's own partition data), the CIDR plan and the AWS profile.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from drkit.errors import UserInputError
+from drkit.naming import ROLES, Names, naming_problems
+
+DEFAULT_ENV = "dev"
+DEFAULT_PRIMARY_REGION = "us-east-1"
+DEFAULT_DR_REGION = "us-east-2"
+DEFAULT_CONFIG_FILE = "drkit.toml"
+DEFAULT_PARALLEL = 4
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """The CIDRs of one region's VPC (the seed: 10.0.0.0/16 primary, 10.1.0.0/16 dr)."""
+
+    vpc_cidr: str
+    private_subnet_cidrs: tuple[str, str, str]
+    public_subnet_cidr: str
+
+    @classmethod
+    def default(cls, second_octet: int) -> "NetworkPlan":
+        base = f"10.{second_octet}"
+        return cls(
+            vpc_cidr=f"{base}.0.0/16",
+            private_subnet_cidrs=(f"{base}.1.0/24", f"{base}.2.0/24", f"{base}.3.0/24"),
+            public_subnet_cidr=f"{base}.10.0/24",
+        )
+
+
+DEFAULT_NETWORKS = {"primary": NetworkPlan.default(0), "dr": NetworkPlan.default(1)}
+
+
+@dataclass(frozen=True)
+class Config:
+    env: str = DEFAULT_ENV
+    primary_region: str = DEFAULT_PRIMARY_REGION
+    dr_region: str = DEFAULT_DR_REGION
+    state_path: Path = Path(".drkit") / f"{DEFAULT_ENV}.state.json"
+    profile: str | None = None
+    endpoint_url: str | None = None
+    parallel: int = DEFAULT_PARALLEL
+    networks: Mapping[str, NetworkPlan] = field(default_factory=lambda: dict(DEFAULT_NETWORKS))
+
+    def region(self, role: str) -> str:
+        """The AWS region of a role ('primary' or 'dr'); 'global' resources live in primary."""
+        return self.dr_region if role == "dr" else self.primary_region
+
+    @property
+    def names(self) -> Names:
+        return Names(self.env)
+
+    @property
+    def regions(self) -> dict[str, str]:
+        return {"primary": self.primary_region, "dr": self.dr_region}
+
+
+# Keys accepted in drkit.toml, beside the [network.primary] and [network.dr] tables.
+_FILE_KEYS = {"env", "primary_region", "dr_region", "state", "profile", "endpoint_url", "parallel"}
+_NETWORK_KEYS = {"vpc_cidr", "private_subnet_cidrs", "public_subnet_cidr"}
+
+
+def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
+    """Parse drkit.toml; unknown keys are errors, so a typo never silently falls back."""
+    if not path.exists():
+        if required:
+            raise UserInputError(f"config file {path} does not exist")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = set(data) - _FILE_KEYS - {"network"}
+    if unknown:
+        raise UserInputError(
+            f"config file {path}: unknown key(s) {', '.join(sorted(unknown))}",
+            hint=f"allowed: {', '.join(sorted(_FILE_KEYS | {'network'}))}",
+        )
+    networks = data.get("network", {})
+    if not isinstance(networks, dict) or set(networks) - set(ROLES):
+        raise UserInputError(f"config file {path}: [network] may only hold [network.primary] and [network.dr]")
+    for role, table in networks.items():
+        if not isinstance(table, dict) or set(table) - _NETWORK_KEYS:
+            raise UserInputError(
+                f"config file {path}: [network.{role}] may only set {', '.join(sorted(_NETWORK_KEYS))}"
+            )
+    return data
+
+
+def build_config(
+    overrides: Mapping[str, Any],
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Merge flags and env vars (`overrides`, None when unset) over the file and the defaults."""
+    environ = os.environ if environ is None else environ
+    explicit_file = config_file is not None
+    file_path = config_file or Path(DEFAULT_CONFIG_FILE)
+    file_data = read_config_file(file_path, required=explicit_file)
+
+    def pick(key: str, file_key: str | None = None, default: Any = None) -> Any:
+        value = overrides.get(key)
+        if value is not None:
+            return value
+        value = file_data.get(file_key or key)
+        return default if value is None else value
+
+    env = str(pick("env", default=DEFAULT_ENV))
+    state = pick("state", default=None)
+    parallel = pick("parallel", default=DEFAULT_PARALLEL)
+    networks = dict(DEFAULT_NETWORKS)
+    for role, table in file_data.get("network", {}).items():
+        base = networks[role]
+        networks[role] = NetworkPlan(
+            vpc_cidr=str(table.get("vpc_cidr", base.vpc_cidr)),
+            private_subnet_cidrs=tuple(table.get("private_subnet_cidrs", base.private_subnet_cidrs)),  # type: ignore[arg-type]
+            public_subnet_cidr=str(table.get("public_subnet_cidr", base.public_subnet_cidr)),
+        )
+    config = Config(
+        env=env,
+        primary_region=str(pick("primary_region", default=DEFAULT_PRIMARY_REGION)),
+        dr_region=str(pick("dr_region", default=DEFAULT_DR_REGION)),
+        state_path=Path(state) if state else Path(".drkit") / f"{env}.state.json",
+        profile=pick("profile") or None,
+        endpoint_url=pick("endpoint_url") or environ.get("AWS_ENDPOINT_URL") or None,
+        parallel=_positive_int(parallel, "--parallel"),
+        networks=networks,
+    )
+    validate(config)
+    return config
+
+
+def _positive_int(value: Any, label: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UserInputError(f"{label} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise UserInputError(f"{label} must be at least 1, not {number}")
+    return number
+
+
+def validate(config: Config) -> None:
+    """Refuse a configuration AWS would reject or that could not work, with one clear line."""
+    problems = naming_problems(config.env)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserInputError(f"--env {config.env!r} is not usable: {problems[0]}{more}")
+    _validate_regions(config.primary_region, config.dr_region)
+    _validate_networks(config.networks)
+    if config.endpoint_url and not config.endpoint_url.startswith(("http://", "https://")):
+        raise UserInputError(f"--endpoint-url {config.endpoint_url!r} must start with http:// or https://")
+
+
+def known_regions() -> dict[str, str]:
+    """Every region botocore's partition data knows, mapped to its partition."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    regions: dict[str, str] = {}
+    for partition in session.get_available_partitions():
+        for region in session.get_available_regions("ec2", partition_name=partition):
+            regions[region] = partition
+    return regions
+
+
+def _validate_regions(primary: str, dr: str) -> None:
+    if primary == dr:
+        raise UserInputError(
+            f"--primary-region and --dr-region are both {primary!r}",
+            hint="disaster recovery needs two different regions",
+        )
+    regions = known_regions()
+    for label, region in (("--primary-region", primary), ("--dr-region", dr)):
+        if region not in regions:
+            raise UserInputError(f"{label} {region!r} is not an AWS region botocore knows")
+    if regions[primary] != regions[dr]:
+        raise UserInputError(
+            f"regions {primary!r} ({regions[primary]}) and {dr!r} ({regions[dr]}) are in different "
+            "AWS partitions; an Aurora global database cannot span partitions"
+        )
+
+
+def _network(cidr: str, label: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.ip_network(cidr, strict=True)
+    except ValueError as exc:
+        raise UserInputError(f"{label} {cidr!r} is not a valid CIDR block: {exc}") from None
+    if not isinstance(net, ipaddress.IPv4Network):
+        raise UserInputError(f"{label} {cidr!r} must be an IPv4 CIDR block")
+    # https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html: /16 to /28.
+    if not 16 <= net.prefixlen <= 28:
+        raise UserInputError(f"{label} {cidr!r} must have a prefix between /16 and /28")
+    return net
+
+
+def _validate_networks(networks: Mapping[str, NetworkPlan]) -> None:
+    vpcs = {}
+    for role, plan in networks.items():
+        if len(plan.private_subnet_cidrs) != 3:
+            raise UserInputError(f"[network.{role}] private_subnet_cidrs must list exactly 3 CIDR blocks")
+        vpc = _network(plan.vpc_cidr, f"{role} VPC CIDR")
+        vpcs[role] = vpc
+        subnets = [
+            (f"{role} private subnet {i}", _network(c, f"{role} private subnet {i} CIDR"))
+            for i, c in enumerate(plan.private_subnet_cidrs, start=1)
+        ] + [(f"{role} public subnet", _network(plan.public_subnet_cidr, f"{role} public subnet CIDR"))]
+        for label, subnet in subnets:
+            if not subnet.subnet_of(vpc):
+                raise UserInputError(f"{label} {subnet} is not inside the {role} VPC {vpc}")
+        for i, (label_a, a) in enumerate(subnets):
+            for label_b, b in subnets[i + 1 :]:
+                if a.overlaps(b):
+                    raise UserInputError(f"{label_a} {a} overlaps {label_b} {b}")
+    if vpcs["primary"].overlaps(vpcs["dr"]):
+        raise UserInputError(
+            f"the primary VPC {vpcs['primary']} overlaps the dr VPC {vpcs['dr']}",
+            hint="the regions' networks must not overlap so they can ever be peered",
+        )

@@ -1,0 +1,153 @@
+"""drkit's operations -- plan, provision, verify, teardown, outputs -- over the pipeline.
+
+The CLI and `drkit demo` are thin layers over `Runner`; tests drive it directly too.
+Mutating operations hold the state lock for their whole run and show what they will do before
+doing it (`confirm` decides), the pyinfra way: prepare -> show changes -> confirm -> execute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from drkit.aws import AuditLog, AwsGateway, RetryPolicy
+from drkit.clock import Clock, SystemClock
+from drkit.config import Config
+from drkit.errors import RefusedChangeError
+from drkit.logs import make_logger
+from drkit.pipeline import Pipeline, StepResult
+from drkit.state import State, StateLock, load_state
+from drkit.step import DELETE, MUTATING_ACTIONS, REPLACE, WAIT, Assessment, Step, StepContext
+from drkit.waiters import WaitPolicy, Waiter
+
+Confirm = Callable[[list[StepResult]], bool]
+
+
+def audit_path(config: Config):
+    return config.state_path.with_name(config.state_path.name.replace(".state.json", "") + ".audit.jsonl")
+
+
+@dataclass
+class Outcome:
+    """What an operation did: per-step results, and whether the user declined."""
+
+    results: list[StepResult]
+    declined: bool = False
+    applied: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok or r.skipped and not self.failed for r in self.results) and not self.failed
+
+    @property
+    def failed(self) -> list[StepResult]:
+        return [r for r in self.results if r.error is not None]
+
+    @property
+    def changes(self) -> list:
+        return [c for r in self.results for c in r.changes]
+
+
+class Runner:
+    def __init__(
+        self,
+        config: Config,
+        steps: Sequence[Step],
+        *,
+        aws: AwsGateway | None = None,
+        clock: Clock | None = None,
+        log: Any = None,
+        wait_policy: WaitPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        credentials: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.pipeline = Pipeline(steps)
+        self.clock = clock or SystemClock()
+        self.log = log or make_logger()
+        self.aws = aws or AwsGateway(
+            profile=config.profile,
+            endpoint_url=config.endpoint_url,
+            credentials=credentials,
+            clock=self.clock,
+            retry=retry,
+            audit=AuditLog(audit_path(config)),
+            log=self.log,
+        )
+        self.waiter = Waiter(self.clock, lambda line: self.log.info("wait", progress=line), wait_policy)
+
+    def context(self, step: Step, state: State) -> StepContext:
+        return StepContext(self.config, self.aws, state, self.waiter, self.log.bind(step=step.key), step)
+
+    def _run(self, steps: Sequence[Step], state: State, work: Callable[[Step, StepContext], list], **kw: Any) -> list[StepResult]:
+        def one(step: Step) -> StepResult:
+            ctx = self.context(step, state)
+            return StepResult(step, ctx.region, work(step, ctx))
+
+        return self.pipeline.run(steps, one, parallel=self.config.parallel, **kw)
+
+    # Read-only -----------------------------------------------------------------------------
+    def plan(self, step_names: Sequence[str] | None = None) -> Outcome:
+        state = load_state(self.config, persist=False)
+        steps = self.pipeline.select(step_names)
+        return Outcome(self._run(steps, state, lambda s, ctx: s.plan(ctx), keep_going=True))
+
+    def verify(self, step_names: Sequence[str] | None = None) -> Outcome:
+        state = load_state(self.config, persist=False)
+        steps = self.pipeline.select(step_names)
+        return Outcome(self._run(steps, state, lambda s, ctx: s.verify(ctx), keep_going=True))
+
+    def plan_teardown(self, step_names: Sequence[str] | None = None) -> Outcome:
+        state = load_state(self.config, persist=False)
+        steps = self.pipeline.select(step_names)
+        return Outcome(self._run(steps, state, lambda s, ctx: s.plan_teardown(ctx), keep_going=True, reverse=True))
+
+    def outputs(self) -> dict[str, Any]:
+        return load_state(self.config, persist=False).all_outputs()
+
+    # Mutating ------------------------------------------------------------------------------
+    def provision(self, step_names: Sequence[str] | None = None, *, confirm: Confirm = lambda _: True) -> Outcome:
+        with StateLock(self.config.state_path, "provision"):
+            state = load_state(self.config)
+            steps = self.pipeline.select(step_names)
+            assessments: dict[str, Assessment] = {}
+
+            def assess(step: Step, ctx: StepContext) -> list:
+                assessments[step.key] = step.assess(ctx)
+                return assessments[step.key].changes
+
+            planned = self._run(steps, state, assess, keep_going=True)
+            outcome = Outcome(planned)
+            if outcome.failed:
+                return outcome
+            refused = [c for c in outcome.changes if c.action == REPLACE]
+            if refused:
+                raise RefusedChangeError(
+                    f"{refused[0].step}: {refused[0].describe()}"
+                    + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""),
+                    hint="drkit does not replace resources in place; revert the configuration or tear down first",
+                )
+            needs_work = {r.step.key for r in planned if any(c.action in MUTATING_ACTIONS | {WAIT} for c in r.changes)}
+            if needs_work and not confirm(planned):
+                return Outcome(planned, declined=True)
+            # Every step runs: one with nothing to change still adopts what its tags found (a
+            # lost state file) and refreshes its outputs, reusing its observation (no reads);
+            # one with changes observes afresh, since time has passed and earlier steps acted.
+            def converge(step: Step, ctx: StepContext) -> list:
+                return step.create(ctx, None if step.key in needs_work else assessments[step.key])
+
+            applied = self._run(steps, state, converge)
+            return Outcome(applied, applied=bool(needs_work))
+
+    def teardown(self, step_names: Sequence[str] | None = None, *, confirm: Confirm = lambda _: True) -> Outcome:
+        with StateLock(self.config.state_path, "teardown"):
+            state = load_state(self.config)
+            steps = self.pipeline.select(step_names)
+            planned = self._run(steps, state, lambda s, ctx: s.plan_teardown(ctx), keep_going=True, reverse=True)
+            outcome = Outcome(planned)
+            if outcome.failed:
+                return outcome
+            if any(c.action == DELETE for c in outcome.changes) and not confirm(planned):
+                return Outcome(planned, declined=True)
+            done = self._run(steps, state, lambda s, ctx: s.delete(ctx), reverse=True)
+            return Outcome(done, applied=True)

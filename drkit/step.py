@@ -1,0 +1,321 @@
+"""What a step is: observe (read-only) -> decide (pure) -> apply -> record.
+
+A step owns an ordered set of resources in one region role. `observe` reads what exists (by the
+ids in state and by drkit's tags), `desired` says what should exist, and `decide` -- a pure
+function -- turns the two into `Change`s. The same changes are the plan (`drkit plan`), the
+findings (`drkit verify`) and the work (`drkit provision`); teardown is decided the same way.
+Each change is applied by the step method `<action>_<kind>`, which records the resource in the
+state file the moment it exists.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+from drkit.aws import AwsGateway
+from drkit.config import Config
+from drkit.errors import RefusedChangeError
+from drkit.state import State
+from drkit.tags import ownership_tags, resource_tags
+from drkit.waiters import Waiter
+
+CREATE = "create"
+UPDATE = "update"
+REPLACE = "replace"  # a difference drkit refuses to repair in place
+WAIT = "wait"  # a resource in a transitional state drkit waits out
+DELETE = "delete"
+SKIP = "skip"  # teardown leaves a resource drkit cannot prove it owns
+
+MUTATING_ACTIONS = frozenset({CREATE, UPDATE, DELETE})
+
+# Observed status values.
+AVAILABLE = "available"
+PENDING = "pending"
+FAILED = "failed"
+DELETING = "deleting"
+ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One resource as AWS reports it now."""
+
+    kind: str
+    key: str
+    id: str | None = None
+    status: str = AVAILABLE
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    owned: bool = True  # drkit's ownership tags are on it
+
+    @property
+    def exists(self) -> bool:
+        return self.id is not None and self.status != ABSENT
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One resource as drkit wants it."""
+
+    kind: str
+    key: str
+    name: str
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    immutable: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything a step observed: its resources, and facts the desired state depends on."""
+
+    resources: Mapping[str, Observed]
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, kind: str = "") -> Observed:
+        return self.resources.get(key) or Observed(kind=kind, key=key, status=ABSENT)
+
+    def id_of(self, key: str) -> str | None:
+        """The id of a usable resource (not one that is failed or going away)."""
+        found = self.resources.get(key)
+        return found.id if found and found.exists and found.status not in (FAILED, DELETING) else None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One thing that differs: a planned action, and (from verify) a finding."""
+
+    step: str
+    region: str
+    kind: str
+    key: str
+    name: str
+    action: str
+    attribute: str | None = None
+    expected: Any = None
+    actual: Any = None
+    resource_id: str | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        what = f"{self.kind.replace('_', ' ')} {self.name}"
+        if self.resource_id:
+            what += f" ({self.resource_id})"
+        if self.action == CREATE:
+            text = f"create {what}"
+        elif self.action == DELETE:
+            text = f"delete {what}"
+        elif self.action == WAIT:
+            text = f"wait for {what}: {self.actual}"
+        elif self.action == SKIP:
+            text = f"leave {what}"
+        else:
+            verb = "replace needed (refused)" if self.action == REPLACE else "update"
+            text = f"{verb} {what}: {self.attribute} expected {self.expected!r}, actual {self.actual!r}"
+        return f"{text} -- {self.note}" if self.note else text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "region": self.region,
+            "kind": self.kind,
+            "key": self.key,
+            "name": self.name,
+            "action": self.action,
+            "attribute": self.attribute,
+            "expected": self.expected,
+            "actual": self.actual,
+            "resource_id": self.resource_id,
+            "note": self.note,
+            "description": self.describe(),
+        }
+
+
+def decide(step: str, region: str, desired: Sequence[Desired], observation: Observation) -> list[Change]:
+    """The changes that turn what was observed into what is desired. Pure: no AWS, no state."""
+    changes: list[Change] = []
+    for want in desired:
+        have = observation.get(want.key, want.kind)
+
+        def change(action: str, **kw: Any) -> Change:
+            return Change(step, region, want.kind, want.key, want.name, action, resource_id=have.id, **kw)
+
+        if not have.exists or have.status in (FAILED, DELETING):
+            note = f"the existing one is {have.status}" if have.exists else ""
+            changes.append(Change(step, region, want.kind, want.key, want.name, CREATE, note=note))
+            continue
+        if have.status == PENDING:
+            changes.append(change(WAIT, attribute="status", expected=AVAILABLE, actual=have.status))
+        for attribute, expected in want.attrs.items():
+            actual = have.attrs.get(attribute)
+            if actual != expected:
+                action = REPLACE if attribute in want.immutable else UPDATE
+                changes.append(change(action, attribute=attribute, expected=expected, actual=actual))
+        missing = {k: v for k, v in want.tags.items() if have.tags.get(k) != v}
+        if missing:
+            actual_tags = {k: have.tags.get(k) for k in missing}
+            changes.append(change(UPDATE, attribute="tags", expected=missing, actual=actual_tags))
+    return changes
+
+
+def decide_teardown(step: str, region: str, desired: Sequence[Desired], observation: Observation) -> list[Change]:
+    """Delete what exists, in reverse creation order; leave what drkit cannot prove it owns."""
+    changes: list[Change] = []
+    for want in reversed(desired):
+        have = observation.resources.get(want.key)
+        if have is None or not have.exists:
+            continue
+        if not have.owned:
+            note = "its drkit ownership tags are gone; delete it by hand if it is drkit's"
+            changes.append(Change(step, region, want.kind, want.key, want.name, SKIP, resource_id=have.id, note=note))
+        else:
+            changes.append(Change(step, region, want.kind, want.key, want.name, DELETE, resource_id=have.id))
+    return changes
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One observation of a step and what it implies."""
+
+    observation: Observation
+    desired: list[Desired]
+    changes: list[Change]
+
+
+@dataclass
+class StepContext:
+    """What a step runs with: no globals, everything passed in."""
+
+    config: Config
+    aws: AwsGateway
+    state: State
+    waiter: Waiter
+    log: Any
+    step: "Step"
+
+    @property
+    def region(self) -> str:
+        return self.config.region(self.step.role)
+
+    def call(self, service: str, operation: str, **kwargs: Any) -> Any:
+        """An AWS call in this step's region."""
+        return self.aws.call(service, self.region, operation, **kwargs)
+
+    def recorded_id(self, key: str) -> str | None:
+        return self.state.resource_id(self.step.key, key)
+
+    def record(self, key: str, kind: str, resource_id: str, **extra: Any) -> None:
+        self.state.record(self.step.key, key, kind, resource_id, **extra)
+        self.log.info("resource.recorded", step=self.step.key, key=key, kind=kind, id=resource_id)
+
+    def owner_tags(self) -> dict[str, str]:
+        return ownership_tags(self.config.env, self.step.dr_role, self.step.name)
+
+    def tags_for(self, key: str, name: str) -> dict[str, str]:
+        return resource_tags(self.config.env, self.step.dr_role, self.step.name, key, name)
+
+    def dependency_output(self, step_key: str, name: str) -> Any:
+        return self.state.outputs(step_key).get(name)
+
+
+class Step(abc.ABC):
+    """A unit of the pipeline: one family of resources in one region role."""
+
+    name: ClassVar[str]
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}:{self.role}"
+
+    @property
+    def dr_role(self) -> str:
+        """The DR-Role tag value: primary, dr or global."""
+        return self.role
+
+    def depends_on(self) -> tuple[str, ...]:
+        """Keys of the steps whose outputs this one reads."""
+        return ()
+
+    # Read-only ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def observe(self, ctx: StepContext) -> Observation:
+        """Read what exists. Makes no mutating call and writes no state."""
+
+    @abc.abstractmethod
+    def desired(self, ctx: StepContext, observation: Observation) -> list[Desired]:
+        """What should exist, in creation order."""
+
+    def checks(self, ctx: StepContext, observation: Observation) -> list[Change]:
+        """Findings that are not a single attribute's difference (override where needed)."""
+        return []
+
+    def assess(self, ctx: StepContext) -> Assessment:
+        observation = self.observe(ctx)
+        desired = self.desired(ctx, observation)
+        return Assessment(observation, desired, decide(self.key, ctx.region, desired, observation))
+
+    def plan(self, ctx: StepContext) -> list[Change]:
+        return self.assess(ctx).changes
+
+    def verify(self, ctx: StepContext) -> list[Change]:
+        observation = self.observe(ctx)
+        changes = decide(self.key, ctx.region, self.desired(ctx, observation), observation)
+        return changes + self.checks(ctx, observation)
+
+    def plan_teardown(self, ctx: StepContext) -> list[Change]:
+        observation = self.observe(ctx)
+        return decide_teardown(self.key, ctx.region, self.desired(ctx, observation), observation)
+
+    def outputs(self, ctx: StepContext) -> dict[str, Any]:
+        """Values later steps and `drkit outputs` read, derived from the state."""
+        return {}
+
+    # Mutating -------------------------------------------------------------------------------
+    def create(self, ctx: StepContext, assessment: Assessment | None = None) -> list[Change]:
+        """Converge: adopt what exists, refuse replacements, apply the rest in order.
+
+        `assessment` lets a caller that has just observed this step (and found nothing to
+        change) skip a second round of reads.
+        """
+        assessment = assessment or self.assess(ctx)
+        self.adopt(ctx, assessment.desired, assessment.observation)
+        changes = assessment.changes
+        refused = [c for c in changes if c.action == REPLACE]
+        if refused:
+            raise RefusedChangeError(
+                f"{self.key}: {refused[0].describe()}" + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""),
+                hint="drkit does not replace resources in place; revert the configuration or tear down first",
+            )
+        for change in changes:
+            self.apply(ctx, change)
+        ctx.state.set_outputs(self.key, self.outputs(ctx))
+        return changes
+
+    def delete(self, ctx: StepContext) -> list[Change]:
+        changes = self.plan_teardown(ctx)
+        for change in changes:
+            if change.action == DELETE:
+                self.apply(ctx, change)
+                ctx.state.forget(self.key, change.key)
+        if not any(c.action == SKIP for c in changes):
+            ctx.state.clear_step(self.key)
+        return changes
+
+    def adopt(self, ctx: StepContext, desired: Sequence[Desired], observation: Observation) -> None:
+        """Record resources found by tags that the state did not know (a lost or stale state)."""
+        for want in desired:
+            have = observation.resources.get(want.key)
+            if have is not None and have.exists and ctx.recorded_id(want.key) != have.id:
+                ctx.log.info("resource.adopted", step=self.key, key=want.key, id=have.id)
+                ctx.record(want.key, want.kind, have.id)
+
+    def apply(self, ctx: StepContext, change: Change) -> None:
+        handler = getattr(self, f"{change.action}_{change.kind}", None)
+        if handler is None:
+            raise NotImplementedError(f"{type(self).__name__} cannot {change.action} a {change.kind}")
+        handler(ctx, change)
