@@ -18,8 +18,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class WaitPolicy:
-    timeout: float = 1800.0
-    interval: float = 10.0
+    """Polls start after `first_interval` and double up to `max_interval`: short transitions
+    (a sandbox, a quick NAT) end quickly, long ones (Aurora: tens of minutes) poll gently."""
+
+    timeout: float = 3600.0
+    first_interval: float = 1.0
+    max_interval: float = 15.0
     progress_every: float = 30.0
 
 
@@ -38,7 +42,6 @@ class Waiter:
         describe: Callable[[T], str] = lambda value: str(value),
         failed: Callable[[T], str | None] = lambda value: None,
         timeout: float | None = None,
-        interval: float | None = None,
     ) -> T:
         """Poll until `done(value)`; raise if `failed(value)` says why, or on timeout.
 
@@ -46,7 +49,7 @@ class Waiter:
         available"); `describe(value)` says where it stands now ("pending").
         """
         timeout = self.policy.timeout if timeout is None else timeout
-        interval = self.policy.interval if interval is None else interval
+        interval = self.policy.first_interval
         started = self.clock.monotonic()
         last_report: float | None = None
         while True:
@@ -66,4 +69,5 @@ class Waiter:
             if last_report is None or now - last_report >= self.policy.progress_every:
                 self.progress(f"waiting for {what}: {describe(value)} ({elapsed:.0f}s of {timeout:.0f}s)")
                 last_report = now
-            self.clock.sleep(min(interval, max(timeout - elapsed, 0.0)) or interval)
+            self.clock.sleep(min(interval, timeout - elapsed))
+            interval = min(interval * 2, self.policy.max_interval)

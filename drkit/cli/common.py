@@ -1,0 +1,112 @@
+"""What every drkit command shares: its options, how errors become one line and an exit code,
+and how a Runner is built from flags, environment variables and drkit.toml."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from drkit.config import Config, build_config
+from drkit.errors import EXIT_BAD_INPUT, EXIT_FAILURE, DrkitError, UserInputError
+from drkit.logs import LOG_FORMATS, make_logger
+from drkit.runner import Runner
+
+_COMMON = [
+    click.option("--env", envvar="ENVIRONMENT_SUFFIX", show_envvar=True,
+                 help="Environment suffix, part of every resource name.  [default: dev]"),
+    click.option("--primary-region", envvar="PRIMARY_REGION", show_envvar=True,
+                 help="Region that serves traffic.  [default: us-east-1]"),
+    click.option("--dr-region", envvar="DR_REGION", show_envvar=True,
+                 help="Region that takes over in a disaster.  [default: us-east-2]"),
+    click.option("--state", "state", envvar="DRKIT_STATE", show_envvar=True, type=click.Path(dir_okay=False),
+                 help="State file.  [default: .drkit/<env>.state.json]"),
+    click.option("--profile", envvar="AWS_PROFILE", show_envvar=True, help="AWS profile to use."),
+    click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", show_envvar=True,
+                 help="Send every AWS call here (e.g. a `drkit sandbox`)."),
+    click.option("--config", "config_file", envvar="DRKIT_CONFIG", show_envvar=True, type=click.Path(dir_okay=False),
+                 help="drkit.toml with the same settings and the CIDRs.  [default: ./drkit.toml if present]"),
+    click.option("--parallel", type=int, envvar="DRKIT_PARALLEL", show_envvar=True,
+                 help="Steps run at once (the regions build side by side).  [default: 4]"),
+    click.option("--log-format", type=click.Choice(LOG_FORMATS), default="console", envvar="DRKIT_LOG_FORMAT",
+                 show_envvar=True, show_default=True, help="Log lines on stderr: readable, or JSON lines."),
+]
+
+_OVERRIDE_KEYS = ("env", "primary_region", "dr_region", "state", "profile", "endpoint_url", "parallel")
+
+
+@dataclass
+class Settings:
+    overrides: dict[str, Any]
+    config_file: Path | None
+    log_format: str
+
+    def config(self) -> Config:
+        return build_config(self.overrides, config_file=self.config_file)
+
+    def runner(self, **kwargs: Any) -> Runner:
+        from steps import all_steps
+
+        return Runner(self.config(), all_steps(), log=make_logger(self.log_format), **kwargs)
+
+
+def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared options; the command receives them as one `settings` argument."""
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        overrides = {k: kwargs.pop(k) for k in _OVERRIDE_KEYS}
+        config_file = kwargs.pop("config_file")
+        settings = Settings(overrides, Path(config_file) if config_file else None, kwargs.pop("log_format"))
+        return command(settings=settings, **kwargs)
+
+    for option in reversed(_COMMON):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """drkit's errors become one line on stderr and their exit code; never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except DrkitError as exc:
+            click.echo(f"drkit: error: {exc.one_line()}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("drkit: interrupted; the state file is up to date: re-run to resume", err=True)
+            sys.exit(130)
+        except Exception as exc:  # a bug, not a user error: one line, traceback on request
+            if os.environ.get("DRKIT_DEBUG"):
+                raise
+            click.echo(f"drkit: internal error: {type(exc).__name__}: {exc} (set DRKIT_DEBUG=1 for a traceback)", err=True)
+            sys.exit(EXIT_FAILURE)
+
+    return wrapper
+
+
+def confirmer(yes: bool, question: str) -> Callable[[Any], bool]:
+    """Ask before acting, unless --yes. With no terminal to ask on, refuse (exit 2)."""
+
+    def confirm(_: Any) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UserInputError("refusing to act without confirmation: no terminal to ask on", hint="pass --yes")
+        return click.confirm(question, default=False)
+
+    return confirm
+
+
+def exit_code_for(ok: bool) -> int:
+    return 0 if ok else EXIT_FAILURE
+
+
+__all__ = ["EXIT_BAD_INPUT", "Settings", "common_options", "confirmer", "exit_code_for", "reports_errors"]

@@ -1,0 +1,69 @@
+"""How results are shown: a readable listing by default, one JSON document with --json."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import click
+
+from drkit.config import Config
+from drkit.runner import Outcome
+from drkit.step import CREATE, DELETE, REPLACE, SKIP, UPDATE, WAIT
+
+SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "!", DELETE: "-", WAIT: ".", SKIP: "?"}
+
+
+def counts(outcome: Outcome) -> dict[str, int]:
+    tally = Counter(c.action for c in outcome.changes)
+    return {action: tally.get(action, 0) for action in (CREATE, UPDATE, REPLACE, WAIT, DELETE, SKIP)}
+
+
+def listing(outcome: Outcome, config: Config, title: str, nothing: str) -> str:
+    lines = [f"{title} -- env {config.env}, primary {config.primary_region}, dr {config.dr_region}"]
+    for result in outcome.results:
+        region = result.region or config.region(result.step.role)
+        lines.append(f"{result.step.key} ({region})")
+        if result.error is not None:
+            message = getattr(result.error, "one_line", lambda: f"{type(result.error).__name__}: {result.error}")()
+            lines.append(f"  x failed: {message}")
+        elif result.skipped:
+            lines.append("  x skipped: an earlier step failed")
+        elif not result.changes:
+            lines.append(f"  = {nothing}")
+        for change in result.changes:
+            lines.append(f"  {SYMBOLS.get(change.action, '*')} {change.describe()}")
+    tally = counts(outcome)
+    lines.append(", ".join(f"{n} {action}" for action, n in tally.items() if n) or "no changes")
+    return "\n".join(lines)
+
+
+def document(outcome: Outcome, config: Config, operation: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "operation": operation,
+        "env": config.env,
+        "primary_region": config.primary_region,
+        "dr_region": config.dr_region,
+        "ok": outcome.ok,
+        "steps": [
+            {
+                "step": r.step.key,
+                "region": r.region or config.region(r.step.role),
+                "status": "failed" if r.error else "skipped" if r.skipped else "ok",
+                "error": getattr(r.error, "one_line", lambda: str(r.error))() if r.error else None,
+                "seconds": round(r.seconds, 3),
+                "changes": [c.as_dict() for c in r.changes],
+            }
+            for r in outcome.results
+        ],
+        "counts": counts(outcome),
+        **extra,
+    }
+
+
+def emit(outcome: Outcome, config: Config, *, as_json: bool, operation: str, title: str, nothing: str, **extra: Any) -> None:
+    if as_json:
+        click.echo(json.dumps(document(outcome, config, operation, **extra), indent=2, default=str))
+    else:
+        click.echo(listing(outcome, config, title, nothing))

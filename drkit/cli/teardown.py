@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from drkit.cli.common import common_options, confirmer, reports_errors
+from drkit.cli.render import counts, emit
+
+
+@click.command()
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before deleting anything.")
+@click.option("--dry-run", is_flag=True, help="Only show what would be deleted.")
+@click.option("--step", "steps", multiple=True, help="Only this step (e.g. ensure_vpc:dr); repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@common_options
+@reports_errors
+def teardown(settings, yes, dry_run, steps, as_json):
+    """Delete everything drkit owns for this env, in an order AWS accepts.
+
+    Only resources carrying drkit's tags for this env are deleted: the default VPC, other envs
+    and untagged resources are never touched. Already-deleted resources count as done.
+    """
+    runner = settings.runner()
+    if dry_run:
+        outcome = runner.plan_teardown(steps)
+        emit(outcome, runner.config, as_json=as_json, operation="teardown-plan", title="Teardown plan (dry run)",
+             nothing="nothing to delete")
+        sys.exit(1 if outcome.failed else 0)
+
+    def show_then_confirm(planned):
+        from drkit.runner import Outcome
+
+        if not as_json:
+            emit(Outcome(planned), runner.config, as_json=False, operation="teardown-plan", title="Teardown plan",
+                 nothing="nothing to delete")
+        return confirmer(yes, f"Delete these resources of env {runner.config.env!r}?")(planned)
+
+    started = time.monotonic()
+    outcome = runner.teardown(steps, confirm=show_then_confirm)
+    total, mutating = runner.aws.stats.snapshot()
+    if outcome.declined:
+        click.echo("aborted: nothing was deleted", err=True)
+        sys.exit(1)
+    if as_json:
+        emit(outcome, runner.config, as_json=True, operation="teardown", title="", nothing="",
+             aws_calls={"total": total, "mutating": mutating}, seconds=round(time.monotonic() - started, 3))
+    else:
+        if outcome.failed:
+            emit(outcome, runner.config, as_json=False, operation="teardown", title="Teardown failed", nothing="done")
+        done = counts(outcome)
+        click.echo(
+            f"teardown {'FAILED' if outcome.failed else 'done'} in {time.monotonic() - started:.1f}s: "
+            f"{done['delete']} deleted, {done['skip']} left (not provably drkit's); "
+            f"AWS calls {total} ({mutating} mutating)"
+        )
+    sys.exit(1 if outcome.failed else 0)

@@ -1,0 +1,76 @@
+"""`drkit demo`: the whole job end to end in an in-process sandbox.
+
+provision -> verify -> provision again (nothing may change) -> teardown -> check that nothing
+drkit owned is left, with the wall time and AWS calls of each phase.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from drkit.aws import CallStats
+from drkit.config import build_config
+from drkit.logs import make_logger
+from drkit.runner import Outcome, Runner
+from drkit.sandbox import SANDBOX_CREDENTIALS, SandboxServer
+from drkit.step import CREATE, DELETE, UPDATE
+from drkit.waiters import WaitPolicy
+
+
+@dataclass
+class PhaseReport:
+    name: str
+    seconds: float
+    calls: int
+    mutating: int
+    result: str
+    ok: bool
+
+
+def run_demo(env: str = "demo", *, log_format: str = "console", log_level: str = "warning",
+             echo: Callable[[str], None] = print, state_dir: Path | None = None) -> list[PhaseReport]:
+    from steps import all_steps
+
+    reports: list[PhaseReport] = []
+    with SandboxServer() as server, tempfile.TemporaryDirectory(prefix="drkit-demo-") as tmp:
+        state_path = (state_dir or Path(tmp)) / f"{env}.state.json"
+        config = build_config({"env": env, "state": str(state_path), "endpoint_url": server.endpoint_url},
+                              environ={})
+        runner = Runner(config, all_steps(), log=make_logger(log_format, level=log_level),
+                        credentials=dict(SANDBOX_CREDENTIALS), wait_policy=WaitPolicy(first_interval=0.2, max_interval=1.0))
+        echo(f"drkit demo: env {env!r} in a local sandbox at {server.endpoint_url} "
+             f"({config.primary_region} -> {config.dr_region})")
+
+        def phase(name: str, action: Callable[[], Outcome], judge: Callable[[Outcome], tuple[bool, str]]) -> Outcome:
+            runner.aws.stats = CallStats()
+            started = time.monotonic()
+            outcome = action()
+            seconds = time.monotonic() - started
+            ok, result = judge(outcome)
+            if outcome.failed:
+                ok, result = False, "; ".join(getattr(r.error, "one_line", lambda: str(r.error))() for r in outcome.failed)
+            total, mutating = runner.aws.stats.snapshot()
+            reports.append(PhaseReport(name, seconds, total, mutating, result, ok))
+            echo(f"  {'ok ' if ok else 'BAD'} {name:<22} {seconds:6.2f}s  {total:4d} calls ({mutating:3d} mutating)  {result}")
+            return outcome
+
+        def tally(outcome: Outcome, action: str) -> int:
+            return sum(1 for c in outcome.changes if c.action == action)
+
+        phase("provision", runner.provision,
+              lambda o: (o.ok, f"{tally(o, CREATE)} resources created, {tally(o, UPDATE)} updated"))
+        phase("verify", runner.verify,
+              lambda o: (o.ok and not o.changes, f"{len(o.changes)} findings"))
+        phase("provision again", runner.provision,
+              lambda o: (o.ok and runner.aws.stats.mutating == 0, f"{len(o.changes)} changes (converged)"))
+        phase("teardown", runner.teardown,
+              lambda o: (o.ok, f"{tally(o, DELETE)} resources deleted"))
+        phase("nothing left", runner.plan_teardown,
+              lambda o: (o.ok and not o.changes, f"{len(o.changes)} drkit resources remain"))
+    ok = all(r.ok for r in reports)
+    echo("demo " + ("passed" if ok else "FAILED"))
+    return reports
