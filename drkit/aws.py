@@ -48,7 +48,7 @@ def is_mutating(operation: str) -> bool:
 def is_not_found(code: str) -> bool:
     """AWS's many spellings of "no such resource", recognised once for every service."""
     return (
-        code.endswith(("NotFound", "NotFoundFault", "NotFoundException"))
+        code.endswith(("NotFound", "NotFoundFault", "NotFoundException", "NotFoundError"))
         or code.startswith("NoSuch")
         or code in {"404", "ResourceNotFoundException", "NatGatewayNotFound"}
     )

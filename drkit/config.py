@@ -7,6 +7,7 @@ botocore's own partition data), the CIDR plan and the AWS profile.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import tomllib
@@ -137,7 +138,7 @@ def build_config(
         dr_region=str(pick("dr_region", default=DEFAULT_DR_REGION)),
         state_path=Path(state) if state else Path(".drkit") / f"{env}.state.json",
         profile=pick("profile") or None,
-        endpoint_url=pick("endpoint_url") or environ.get("AWS_ENDPOINT_URL") or None,
+        endpoint_url=overrides.get("endpoint_url") or environ.get("AWS_ENDPOINT_URL") or file_data.get("endpoint_url") or None,
         parallel=_positive_int(parallel, "--parallel"),
         networks=networks,
     )
@@ -146,10 +147,9 @@ def build_config(
 
 
 def _positive_int(value: Any, label: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise UserInputError(f"{label} must be a whole number, not {value!r}") from None
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
+        raise UserInputError(f"{label} must be a whole number, not {value!r}")
+    number = int(value)
     if number < 1:
         raise UserInputError(f"{label} must be at least 1, not {number}")
     return number
@@ -167,8 +167,9 @@ def validate(config: Config) -> None:
         raise UserInputError(f"--endpoint-url {config.endpoint_url!r} must start with http:// or https://")
 
 
+@functools.lru_cache(maxsize=1)
 def known_regions() -> dict[str, str]:
-    """Every region botocore's partition data knows, mapped to its partition."""
+    """Every region botocore's partition data knows, mapped to its partition (read once)."""
     import botocore.session
 
     session = botocore.session.get_session()

@@ -147,7 +147,7 @@ def load_state(config: Config, *, persist: bool = True) -> State:
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("steps"), dict) or "version" not in data:
         raise UserInputError(f"state file {path} is not a drkit state file; nothing was changed")
-    if data["version"] != STATE_VERSION:
+    if type(data["version"]) is not int or data["version"] != STATE_VERSION:
         raise UserInputError(
             f"state file {path} has version {data['version']!r}; this drkit reads version {STATE_VERSION}"
         )

@@ -143,8 +143,12 @@ def decide(step: str, region: str, desired: Sequence[Desired], observation: Obse
             return Change(step, region, want.kind, want.key, want.name, action, resource_id=have.id, **kw)
 
         if not have.exists or have.status in (FAILED, DELETING):
-            note = f"the existing one is {have.status}" if have.exists else ""
-            changes.append(Change(step, region, want.kind, want.key, want.name, CREATE, note=note))
+            # resource_id names the failed or departing predecessor, for handlers that must
+            # wait for it to be gone (a deleting NAT holds its Elastic IP until then).
+            note = f"replaces {have.id}, which is {have.status}" if have.exists else ""
+            changes.append(Change(step, region, want.kind, want.key, want.name, CREATE,
+                                  expected=dict(want.attrs), resource_id=have.id if have.exists else None,
+                                  note=note))
             continue
         if have.status == PENDING:
             changes.append(change(WAIT, attribute="status", expected=AVAILABLE, actual=have.status))

@@ -209,8 +209,7 @@ class EnsureVpc(Step):
                  resource=change.resource_id)
 
     def create_vpc(self, ctx: StepContext, change: Change) -> None:
-        plan = ctx.config.networks[self.role]
-        vpc = ctx.call("ec2", "create_vpc", CidrBlock=plan.vpc_cidr,
+        vpc = ctx.call("ec2", "create_vpc", CidrBlock=change.expected["cidr_block"],
                        TagSpecifications=tag_specifications(VPC.resource_type, self._tags_for(ctx, change)),
                        resource=change.name)["Vpc"]
         ctx.record(change.key, "vpc", vpc["VpcId"])
@@ -226,25 +225,13 @@ class EnsureVpc(Step):
                  **{parameter[change.attribute]: {"Value": change.expected}}, resource=change.resource_id)
 
     def create_subnet(self, ctx: StepContext, change: Change) -> None:
-        plan = ctx.config.networks[self.role]
-        cidr = dict(zip(PRIVATE_SUBNETS, plan.private_subnet_cidrs)).get(change.key, plan.public_subnet_cidr)
-        zone = self._zone_for(ctx, change.key)
-        subnet = ctx.call("ec2", "create_subnet", VpcId=self._require(ctx, "vpc"), CidrBlock=cidr,
-                          AvailabilityZone=zone,
+        # CIDR and zone come from the decision, which saw every existing subnet's zone.
+        subnet = ctx.call("ec2", "create_subnet", VpcId=self._require(ctx, "vpc"),
+                          CidrBlock=change.expected["cidr_block"],
+                          AvailabilityZone=change.expected["availability_zone"],
                           TagSpecifications=tag_specifications(SUBNET.resource_type, self._tags_for(ctx, change)),
                           resource=change.name)["Subnet"]
-        ctx.record(change.key, "subnet", subnet["SubnetId"], availability_zone=zone)
-
-    def _zone_for(self, ctx: StepContext, key: str) -> str:
-        """Zones of subnets already recorded stay put; new ones get the next free zone."""
-        observed = {}
-        for k in self.KEYS["subnet"]:
-            entry = ctx.state.resource(self.key, k)
-            if entry and entry.get("availability_zone"):
-                observed[k] = entry["availability_zone"]
-        if key in observed:
-            return observed[key]
-        return assign_zones(self._available_zones(ctx), observed)[key]
+        ctx.record(change.key, "subnet", subnet["SubnetId"])
 
     def update_subnet(self, ctx: StepContext, change: Change) -> None:
         self._retag(ctx, change)
@@ -270,12 +257,16 @@ class EnsureVpc(Step):
         eip = ctx.call("ec2", "allocate_address", Domain="vpc",
                        TagSpecifications=tag_specifications(ELASTIC_IP.resource_type, self._tags_for(ctx, change)),
                        resource=change.name)
-        ctx.record(change.key, "elastic_ip", eip["AllocationId"], public_ip=eip.get("PublicIp"))
+        ctx.record(change.key, "elastic_ip", eip["AllocationId"])
 
     def update_elastic_ip(self, ctx: StepContext, change: Change) -> None:
         self._retag(ctx, change)
 
     def create_nat_gateway(self, ctx: StepContext, change: Change) -> None:
+        predecessor = change.resource_id
+        if predecessor and self._nat_state(ctx, predecessor).get("State") == "deleting":
+            # A NAT keeps its Elastic IP until it is deleted; the new one needs that address.
+            self._wait_nat(ctx, predecessor, "deleted")
         # The ClientToken makes botocore's own retry of a timed-out request idempotent; across
         # runs, the tags (applied in this same call) are what find the NAT again.
         nat = ctx.call("ec2", "create_nat_gateway", SubnetId=self._require(ctx, PUBLIC_SUBNET),

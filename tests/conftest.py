@@ -1,0 +1,75 @@
+"""Shared fixtures: moto with drkit's extensions, a fake clock shared by drkit and the sandbox,
+and a Runner factory with its state file in a temporary directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from drkit.aws import RetryPolicy
+from drkit.clock import FakeClock
+from drkit.config import build_config
+from drkit.logs import make_logger
+from drkit.runner import Runner
+from drkit.sandbox.extensions import install_all
+from drkit.sandbox.timings import SandboxTimings
+from steps import all_steps
+
+PRIMARY = "us-east-1"
+DR = "us-east-2"
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never let a test reach a real account: fake credentials, no profile, no endpoint."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE", "ENVIRONMENT_SUFFIX",
+                 "PRIMARY_REGION", "DR_REGION", "DRKIT_STATE", "DRKIT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", PRIMARY)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """One fake clock for drkit's waiters and the sandbox's transitional states: waits take no
+    real time, yet NAT gateways really are `pending` until enough (fake) time has passed."""
+    fake = FakeClock()
+    install_all(SandboxTimings(nat_pending=30, nat_deleting=60, rds_creating=300, rds_deleting=60,
+                               dynamodb_replica_creating=60, s3_replication=5, dynamodb_replication=1,
+                               clock=fake.monotonic))
+    return fake
+
+
+@pytest.fixture
+def moto(clock: FakeClock):
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def make_runner(tmp_path: Path, clock: FakeClock) -> Callable[..., Runner]:
+    def factory(env: str = "test", *, state: Path | None = None, **overrides: Any) -> Runner:
+        config = build_config(
+            {"env": env, "state": str(state or tmp_path / f"{env}.state.json"), **overrides}, environ={}
+        )
+        return Runner(config, all_steps(), clock=clock, log=make_logger("json", level="warning"),
+                      retry=RetryPolicy(botocore_max_attempts=1))
+
+    return factory
+
+
+@pytest.fixture
+def ec2() -> Callable[[str], Any]:
+    return lambda region=PRIMARY: boto3.client("ec2", region_name=region)
+
+
+def owned_filters(env: str, role: str | None = None) -> list[dict]:
+    filters = [{"Name": "tag:ManagedBy", "Values": ["drkit"]}, {"Name": "tag:Environment", "Values": [env]}]
+    if role:
+        filters.append({"Name": "tag:DR-Role", "Values": [role]})
+    return filters

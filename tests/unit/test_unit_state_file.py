@@ -1,0 +1,260 @@
+"""drkit.state: State recording (saved at once), load_state refusals, and StateLock."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from drkit.config import Config
+from drkit.errors import EXIT_BAD_INPUT, EXIT_LOCKED, StateLockedError, UserInputError
+from drkit.state import STATE_VERSION, State, StateLock, load_state
+
+
+def config_for(path: Path, env: str = "dev", primary: str = "us-east-1", dr: str = "us-east-2") -> Config:
+    # Config built directly (no validation needed for state tests, and no botocore region lookup).
+    return Config(env=env, primary_region=primary, dr_region=dr, state_path=path)
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# State ----------------------------------------------------------------------------------------
+
+def test_new_state_not_written_until_a_change(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dev.state.json"
+    state = load_state(config_for(path))
+    assert not path.exists()
+    assert state.snapshot() == {"version": STATE_VERSION, "env": "dev", "primary_region": "us-east-1",
+                                "dr_region": "us-east-2", "steps": {}}
+
+
+def test_record_saves_at_once_after_each_record(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dev.state.json"
+    state = State.new(path, config_for(path))
+    state.record("ensure_vpc:primary", "vpc", "vpc", "vpc-1")
+    assert read(path)["steps"] == {"ensure_vpc:primary": {"resources": {"vpc": {"kind": "vpc", "id": "vpc-1"}}}}
+    state.record("ensure_vpc:primary", "private-subnet-1", "subnet", "subnet-1", availability_zone="us-east-1a")
+    assert read(path)["steps"]["ensure_vpc:primary"]["resources"] == {
+        "vpc": {"kind": "vpc", "id": "vpc-1"},
+        "private-subnet-1": {"kind": "subnet", "id": "subnet-1", "availability_zone": "us-east-1a"},
+    }
+    state.record("ensure_vpc:dr", "vpc", "vpc", "vpc-2")
+    on_disk = read(path)
+    assert on_disk["steps"]["ensure_vpc:dr"]["resources"]["vpc"]["id"] == "vpc-2"
+    assert (on_disk["version"], on_disk["env"]) == (STATE_VERSION, "dev")
+    assert on_disk == state.snapshot()
+    # no temporary files left beside it
+    assert sorted(p.name for p in path.parent.iterdir()) == ["dev.state.json"]
+    assert state.resource_id("ensure_vpc:primary", "private-subnet-1") == "subnet-1"
+    assert state.resource_id("ensure_vpc:primary", "nope") is None
+
+
+def test_record_replaces_and_unchanged_record_does_not_rewrite(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    state = State.new(path, config_for(path))
+    state.record("s", "k", "vpc", "vpc-1")
+    os.utime(path, (1, 1))
+    state.record("s", "k", "vpc", "vpc-1")
+    assert path.stat().st_mtime == 1  # an identical entry is not written again
+    state.record("s", "k", "vpc", "vpc-2")
+    assert read(path)["steps"]["s"]["resources"]["k"] == {"kind": "vpc", "id": "vpc-2"}
+
+
+def test_forget(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    state = State.new(path, config_for(path))
+    state.record("s", "a", "vpc", "vpc-1")
+    state.record("s", "b", "subnet", "subnet-1")
+    state.forget("s", "a")
+    assert read(path)["steps"]["s"]["resources"] == {"b": {"kind": "subnet", "id": "subnet-1"}}
+    state.forget("s", "missing")
+    state.forget("other", "a")
+    assert read(path)["steps"]["s"]["resources"] == {"b": {"kind": "subnet", "id": "subnet-1"}}
+    assert state.resource("s", "a") is None
+
+
+def test_set_outputs_and_clear_step(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    state = State.new(path, config_for(path))
+    state.set_outputs("s", {"vpc_id": "vpc-1", "ids": ["a", "b"]})
+    assert read(path)["steps"]["s"]["outputs"] == {"vpc_id": "vpc-1", "ids": ["a", "b"]}
+    assert state.outputs("s") == {"vpc_id": "vpc-1", "ids": ["a", "b"]}
+    state.set_outputs("s", {"vpc_id": "vpc-9"})
+    assert read(path)["steps"]["s"]["outputs"] == {"vpc_id": "vpc-9"}
+    assert state.all_outputs() == {"s": {"vpc_id": "vpc-9"}}
+    state.clear_step("s")
+    assert read(path)["steps"] == {}
+
+
+def test_returned_dicts_are_copies(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    state = State.new(path, config_for(path))
+    state.record("s", "a", "vpc", "vpc-1")
+    state.resource("s", "a")["id"] = "tampered"
+    state.resources("s")["a"]["id"] = "tampered"
+    assert state.resource_id("s", "a") == "vpc-1"
+
+
+def test_persist_false_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    state = load_state(config_for(path), persist=False)
+    state.record("s", "a", "vpc", "vpc-1")
+    assert not path.exists()
+    assert state.resource_id("s", "a") == "vpc-1"
+
+
+def test_load_roundtrip(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    state = load_state(config_for(path))
+    state.record("s", "a", "vpc", "vpc-1")
+    state.set_outputs("s", {"vpc_id": "vpc-1"})
+    again = load_state(config_for(path))
+    assert again.resource_id("s", "a") == "vpc-1"
+    assert again.outputs("s") == {"vpc_id": "vpc-1"}
+
+
+GOOD = {"version": STATE_VERSION, "env": "dev", "primary_region": "us-east-1", "dr_region": "us-east-2",
+        "steps": {}}
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        pytest.param(b"{not json", "is not valid JSON", id="corrupt"),
+        pytest.param(b"", "is not valid JSON", id="empty"),
+        pytest.param(b"\xff\xfe\x00", "is not valid JSON", id="not-utf8"),
+        pytest.param(json.dumps(GOOD)[:40].encode(), "is not valid JSON", id="torn"),
+        pytest.param(b"[1, 2, 3]", "is not a drkit state file", id="list"),
+        pytest.param(b'{"hello": "world"}', "is not a drkit state file", id="other-json"),
+        pytest.param(json.dumps({**GOOD, "steps": []}).encode(), "is not a drkit state file", id="steps-not-dict"),
+        pytest.param(json.dumps({k: v for k, v in GOOD.items() if k != "version"}).encode(),
+                     "is not a drkit state file", id="no-version"),
+        pytest.param(json.dumps({**GOOD, "version": 2}).encode(), "has version 2; this drkit reads version 1",
+                     id="newer-version"),
+        pytest.param(json.dumps({**GOOD, "version": "1"}).encode(), "has version '1'", id="string-version"),
+        pytest.param(json.dumps({**GOOD, "env": "prod"}).encode(), "belongs to env 'prod', not 'dev'",
+                     id="other-env"),
+        pytest.param(json.dumps({**GOOD, "primary_region": "eu-west-1"}).encode(),
+                     "belongs to primary region 'eu-west-1', not 'us-east-1'", id="other-primary"),
+        pytest.param(json.dumps({**GOOD, "dr_region": "us-west-2"}).encode(),
+                     "belongs to dr region 'us-west-2', not 'us-east-2'", id="other-dr"),
+        pytest.param(json.dumps({k: v for k, v in GOOD.items() if k != "env"}).encode(),
+                     "belongs to env None, not 'dev'", id="missing-env"),
+    ],
+)
+def test_load_state_refusals_leave_file_untouched(tmp_path: Path, content: bytes, fragment: str) -> None:
+    path = tmp_path / "dev.state.json"
+    path.write_bytes(content)
+    before = path.stat().st_mtime_ns
+    with pytest.raises(UserInputError) as info:
+        load_state(config_for(path))
+    assert info.value.exit_code == EXIT_BAD_INPUT
+    assert fragment in info.value.message
+    assert str(path) in info.value.message
+    assert "\n" not in info.value.one_line()
+    assert path.read_bytes() == content
+    assert path.stat().st_mtime_ns == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.state.json"]
+
+
+def test_load_state_accepts_matching_file(tmp_path: Path) -> None:
+    path = tmp_path / "dev.state.json"
+    data = {**GOOD, "steps": {"s": {"resources": {"a": {"kind": "vpc", "id": "vpc-7"}}}}}
+    path.write_text(json.dumps(data))
+    assert load_state(config_for(path)).resource_id("s", "a") == "vpc-7"
+
+
+# StateLock ------------------------------------------------------------------------------------
+
+def test_lock_path_and_release(tmp_path: Path) -> None:
+    state_path = tmp_path / "dev.state.json"
+    lock = StateLock(state_path, "provision")
+    assert lock.path == tmp_path / "dev.state.json.lock"
+    lock.acquire()
+    holder = json.loads(lock.path.read_text())
+    assert holder["pid"] == os.getpid()
+    assert holder["command"] == "provision"
+    assert holder["host"] == socket.gethostname()
+    lock.release()
+    assert not lock.path.exists()
+    lock.release()  # releasing twice is harmless
+
+
+def test_second_acquire_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    state_path = tmp_path / "dev.state.json"
+    with StateLock(state_path, "provision"):
+        other = StateLock(state_path, "teardown")
+        with pytest.raises(StateLockedError) as info:
+            other.acquire()
+        err = info.value
+        assert err.exit_code == EXIT_LOCKED == 3
+        assert f"state {state_path} is locked by `drkit provision` pid {os.getpid()}" in err.message
+        assert "(running)" in err.message
+        assert "drkit state unlock" in (err.hint or "")
+        # the refused run must not have removed the holder's lock
+        other.release()
+        assert other.path.exists()
+    assert not (tmp_path / "dev.state.json.lock").exists()
+
+
+def test_same_instance_cannot_acquire_twice(tmp_path: Path) -> None:
+    lock = StateLock(tmp_path / "s.json", "plan")
+    lock.acquire()
+    with pytest.raises(StateLockedError):
+        lock.acquire()
+    lock.release()
+    assert not lock.path.exists()
+
+
+def test_break_lock(tmp_path: Path) -> None:
+    state_path = tmp_path / "dev.state.json"
+    holder = StateLock(state_path, "provision")
+    holder.acquire()
+    breaker = StateLock(state_path, "state unlock")
+    text = breaker.break_lock()
+    assert text is not None and f"`drkit provision` pid {os.getpid()}" in text
+    assert not breaker.path.exists()
+    assert breaker.break_lock() is None
+    breaker.acquire()  # free again
+    breaker.release()
+
+
+def _exited_pid() -> int:
+    """The pid of a process that has exited and been reaped (subprocess.run hides the pid)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_lock_is_described_as_no_longer_running(tmp_path: Path) -> None:
+    state_path = tmp_path / "dev.state.json"
+    pid = _exited_pid()
+    lock_path = tmp_path / "dev.state.json.lock"
+    lock_path.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "command": "provision",
+                                     "since": "2024-01-01T00:00:00Z"}))
+    with pytest.raises(StateLockedError) as info:
+        StateLock(state_path, "plan").acquire()
+    assert info.value.message == (
+        f"state {state_path} is locked by `drkit provision` pid {pid} on {socket.gethostname()} "
+        "(no longer running: stale) since 2024-01-01T00:00:00Z")
+    assert lock_path.exists()
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        pytest.param(json.dumps({"pid": 1, "host": "elsewhere.example", "command": "provision", "since": "T"}),
+                     "`drkit provision` pid 1 on elsewhere.example since T", id="other-host-no-liveness"),
+        pytest.param("garbage{", "an unknown holder (unreadable lock file)", id="unreadable"),
+    ],
+)
+def test_describe_holder(tmp_path: Path, content: str, expected: str) -> None:
+    lock = StateLock(tmp_path / "s.json", "plan")
+    lock.path.write_text(content)
+    assert lock.describe_holder() == expected
