@@ -1,0 +1,5 @@
+"""`python -m drkit` is the `drkit` command."""
+
+from drkit.cli import main
+
+main()

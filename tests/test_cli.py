@@ -1,0 +1,262 @@
+"""The command line, end to end against the sandbox served over HTTP, as an SRE would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import botocore.client
+import pytest
+from click.testing import CliRunner
+
+from drkit.cli import main
+from drkit.sandbox import SandboxServer, reset
+from drkit.sandbox.extensions import install_all
+from drkit.sandbox.timings import SandboxTimings
+from drkit.state import StateLock
+from tests.conftest import DR, PRIMARY, owned_filters
+
+
+@pytest.fixture(scope="module")
+def server():
+    install_all(SandboxTimings(nat_pending=0, nat_deleting=0, rds_creating=0, rds_deleting=0,
+                               dynamodb_replica_creating=0, s3_replication=0, dynamodb_replication=0))
+    with SandboxServer() as running:
+        yield running
+
+
+@pytest.fixture
+def sandbox(server):
+    reset()
+    install_all(SandboxTimings(nat_pending=0, nat_deleting=0, rds_creating=0, rds_deleting=0,
+                               dynamodb_replica_creating=0, s3_replication=0, dynamodb_replication=0))
+    return server
+
+
+@pytest.fixture
+def drkit(sandbox, tmp_path):
+    """Run `drkit ARGS` in-process against the sandbox, with its state in tmp_path."""
+    runner = CliRunner()
+
+    def run(*args: str, env: str = "cli", input: str | None = None):
+        base = ["--env", env, "--state", str(tmp_path / f"{env}.state.json"), "--endpoint-url", sandbox.endpoint_url]
+        command, rest = list(args[:1]), list(args[1:])
+        if command == ["state"]:
+            command, rest = list(args[:2]), list(args[2:])
+        return runner.invoke(main, [*command, *rest, *base], input=input, catch_exceptions=False)
+
+    return run
+
+
+def client(sandbox, region=PRIMARY):
+    return boto3.client("ec2", region_name=region, endpoint_url=sandbox.endpoint_url,
+                        aws_access_key_id="t", aws_secret_access_key="t")
+
+
+def test_plan_provision_verify_outputs_reprovision_teardown(drkit, sandbox):
+    plan = drkit("plan")
+    assert plan.exit_code == 0, plan.output
+    assert "+ create vpc vpc-primary-cli" in plan.output and "20 create" in plan.output
+    assert client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"] == []  # plan changed nothing
+
+    provision = drkit("provision", "--yes")
+    assert provision.exit_code == 0, provision.output
+    assert "provision done" in provision.output
+
+    verify = drkit("verify", "--json")
+    assert verify.exit_code == 0
+    assert json.loads(verify.stdout)["counts"]["update"] == 0
+
+    outputs = json.loads(drkit("outputs", "--json").stdout)
+    for role, region in (("primary", PRIMARY), ("dr", DR)):
+        vpcs = client(sandbox, region).describe_vpcs(Filters=owned_filters("cli", role))["Vpcs"]
+        assert outputs[f"{role}_vpc_id"] == vpcs[0]["VpcId"]
+    assert outputs["environment_suffix"] == "cli"
+
+    again = drkit("provision", "--yes", "--json")
+    assert again.exit_code == 0
+    document = json.loads(again.stdout)
+    assert document["aws_calls"]["mutating"] == 0 and all(s["changes"] == [] for s in document["steps"])
+
+    dry = drkit("teardown", "--dry-run")
+    assert dry.exit_code == 0 and "- delete vpc vpc-primary-cli" in dry.output
+    assert len(client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"]) == 1
+
+    down = drkit("teardown", "--yes")
+    assert down.exit_code == 0, down.output
+    for region in (PRIMARY, DR):
+        assert client(sandbox, region).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"] == []
+
+
+def test_verify_exits_1_with_each_finding(drkit, sandbox):
+    assert drkit("provision", "--yes").exit_code == 0
+    ec2 = client(sandbox, DR)
+    vpc_id = ec2.describe_vpcs(Filters=owned_filters("cli", "dr"))["Vpcs"][0]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": False})
+    result = drkit("verify", "--json")
+    assert result.exit_code == 1
+    findings = [c for s in json.loads(result.stdout)["steps"] for c in s["changes"]]
+    assert [(f["region"], f["key"], f["attribute"], f["expected"], f["actual"]) for f in findings] == [
+        (DR, "vpc", "enable_dns_support", True, False)
+    ]
+    assert drkit("provision", "--yes").exit_code == 0
+    assert drkit("verify").exit_code == 0
+
+
+def test_provision_asks_and_refuses_without_a_terminal(drkit, sandbox):
+    result = drkit("provision")
+    assert result.exit_code == 2
+    assert "pass --yes" in result.output
+    assert client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"] == []
+
+
+@pytest.fixture
+def no_aws_calls(monkeypatch):
+    calls = []
+
+    def refuse(self, operation, params):
+        calls.append(operation)
+        raise AssertionError(f"AWS call {operation} made for bad input")
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)
+    return calls
+
+
+BAD_TOML = {
+    "overlap": '[network.dr]\nvpc_cidr = "10.0.0.0/16"\nprivate_subnet_cidrs = ["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"]\npublic_subnet_cidr = "10.0.10.0/24"\n',
+    "malformed": '[network.primary]\nvpc_cidr = "10.0.0.0/33"\n',
+    "typo": 'primary_regoin = "us-west-2"\n',
+}
+
+
+@pytest.mark.parametrize("command", ["plan", "provision", "verify", "teardown"])
+@pytest.mark.parametrize("args,message", [
+    (["--env", "Prod_1"], "--env 'Prod_1' is not usable"),
+    (["--env", "x" * 40], "must be 1-64 characters long"),
+    (["--env", ""], "must not be empty"),
+    (["--primary-region", "us-east-2"], "are both 'us-east-2'"),
+    (["--dr-region", "us-mars-1"], "'us-mars-1' is not an AWS region"),
+    (["--dr-region", "cn-north-1"], "different AWS partitions"),
+    (["--config", "overlap"], "overlaps the dr VPC"),
+    (["--config", "malformed"], "not a valid CIDR block"),
+    (["--config", "typo"], "unknown key(s) primary_regoin"),
+    (["--parallel", "0"], "--parallel must be at least 1"),
+    (["--profile", "no-such-profile"], "AWS profile 'no-such-profile' is not configured"),
+    (["--endpoint-url", "ftp://example"], "must start with http:// or https://"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_aws_call(command, args, message, no_aws_calls, tmp_path):
+    args = list(args)
+    if args[0] == "--config":
+        path = tmp_path / "drkit.toml"
+        path.write_text(BAD_TOML[args[1]])
+        args[1] = str(path)
+    result = CliRunner().invoke(main, [command, "--yes", *args, "--state", str(tmp_path / "s.json")]
+                                if command in ("provision", "teardown") else
+                                [command, *args, "--state", str(tmp_path / "s.json")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert result.output.startswith("drkit: error: ") and result.output.count("\n") == 1
+    assert "Traceback" not in result.output and no_aws_calls == []
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "is not valid JSON"),
+    ('{"hello": 1}', "is not a drkit state file"),
+    ('{"version": 1, "env": "other", "primary_region": "us-east-1", "dr_region": "us-east-2", "steps": {}}',
+     "belongs to env 'other'"),
+    ('{"version": 1, "env": "dev", "primary_region": "us-west-2", "dr_region": "us-east-2", "steps": {}}',
+     "belongs to primary region 'us-west-2'"),
+])
+@pytest.mark.parametrize("command", ["plan", "provision", "teardown"])
+def test_a_corrupt_or_foreign_state_file_is_refused_and_left_alone(command, content, message, no_aws_calls, tmp_path):
+    state = tmp_path / "dev.state.json"
+    state.write_text(content)
+    result = CliRunner().invoke(main, [command, "--state", str(state), *(["--yes"] if command != "plan" else [])])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "nothing was changed" in result.output
+    assert state.read_text() == content and no_aws_calls == []
+    assert not state.with_name(state.name + ".lock").exists()
+
+
+def test_a_locked_state_exits_3_naming_the_holder_until_unlocked(drkit, tmp_path):
+    lock = StateLock(tmp_path / "cli.state.json", "provision")
+    lock.acquire()
+    result = drkit("provision", "--yes")
+    assert result.exit_code == 3
+    assert f"pid {os.getpid()}" in result.output and "drkit state unlock" in result.output
+    unlock = drkit("state", "unlock", "--yes")
+    assert unlock.exit_code == 0 and "lock broken" in unlock.output
+    assert drkit("provision", "--yes").exit_code == 0
+
+
+def test_json_logs_and_the_audit_file_record_every_mutating_call(sandbox, tmp_path):
+    state = tmp_path / "logs.state.json"
+    result = CliRunner().invoke(main, ["provision", "--yes", "--json", "--log-format", "json", "--env", "logs",
+                                       "--state", str(state), "--endpoint-url", sandbox.endpoint_url])
+    assert result.exit_code == 0, result.output
+    mutating = json.loads(result.stdout)["aws_calls"]["mutating"]
+    log_lines = [json.loads(line) for line in result.stderr.splitlines()]
+    mutations = [line for line in log_lines if line["event"] == "aws.mutate"]
+    assert len(mutations) == mutating
+    assert {"service", "region", "operation", "resource", "timestamp", "level"} <= set(mutations[0])
+    audit = [json.loads(line) for line in (tmp_path / "logs.audit.jsonl").read_text().splitlines()]
+    assert len(audit) == mutating
+    assert {a["operation"] for a in audit} >= {"create_vpc", "create_nat_gateway", "create_route"}
+    assert {a["region"] for a in audit} == {PRIMARY, DR}
+
+
+@pytest.mark.parametrize("command", [[], ["plan"], ["provision"], ["verify"], ["teardown"], ["outputs"],
+                                     ["state", "show"], ["state", "unlock"], ["sandbox"], ["demo"]])
+def test_every_command_explains_itself(command):
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage: " in result.output
+    if command and command[0] in ("plan", "provision", "verify", "teardown", "outputs"):
+        for variable in ("ENVIRONMENT_SUFFIX", "PRIMARY_REGION", "DR_REGION", "DRKIT_STATE", "AWS_PROFILE",
+                         "AWS_ENDPOINT_URL"):
+            assert variable in result.output
+
+
+def test_a_provision_killed_with_sigkill_resumes_after_unlock(server, tmp_path):
+    """A real process, really killed while it waits for the NAT gateways."""
+    reset()
+    install_all(SandboxTimings(nat_pending=4, nat_deleting=0))
+    state = tmp_path / "killed.state.json"
+    args = ["--env", "killed", "--state", str(state), "--endpoint-url", server.endpoint_url]
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}
+    process = subprocess.Popen([sys.executable, "-m", "drkit", "provision", "--yes", *args], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        recorded = json.loads(state.read_text()) if state.exists() else {"steps": {}}
+        if all("nat-gateway" in recorded["steps"].get(f"ensure_vpc:{r}", {}).get("resources", {})
+               for r in ("primary", "dr")):
+            break
+        time.sleep(0.05)
+    else:
+        process.kill()
+        pytest.fail(f"provision never reached the NAT wait: {process.communicate()[0].decode()}")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    locked = subprocess.run([sys.executable, "-m", "drkit", "provision", "--yes", *args], env=env,
+                            capture_output=True, text=True)
+    assert locked.returncode == 3 and "no longer running: stale" in locked.stderr
+    assert subprocess.run([sys.executable, "-m", "drkit", "state", "unlock", "--yes", *args], env=env,
+                          capture_output=True).returncode == 0
+    resumed = subprocess.run([sys.executable, "-m", "drkit", "provision", "--yes", *args], env=env,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    for region in (PRIMARY, DR):
+        ec2 = client(server, region)
+        live = [n for n in ec2.describe_nat_gateways(Filters=owned_filters("killed"))["NatGateways"]
+                if n["State"] != "deleted"]
+        assert len(live) == 1
+        assert len(ec2.describe_vpcs(Filters=owned_filters("killed"))["Vpcs"]) == 1
+        assert len(ec2.describe_addresses(Filters=owned_filters("killed"))["Addresses"]) == 1
