@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -14,11 +15,16 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    """Real time. Sleeps end early when `interrupt` is set (Ctrl-C), so a run stops promptly."""
+
+    def __init__(self, interrupt: threading.Event | None = None) -> None:
+        self.interrupt = interrupt or threading.Event()
+
     def monotonic(self) -> float:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+        self.interrupt.wait(seconds)
 
 
 @dataclass

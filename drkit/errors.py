@@ -55,5 +55,11 @@ class WaitTimeoutError(DrkitError):
     pass
 
 
+class InterruptedRun(DrkitError):
+    """The user interrupted the run (Ctrl-C); steps stop between changes and during waits."""
+
+    exit_code = 130
+
+
 class RefusedChangeError(DrkitError):
     """A difference drkit will not repair in place (it would need a replacement)."""

@@ -4,11 +4,11 @@ thread pool (the two regions build side by side), teardown the same graph in rev
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from drkit.errors import DrkitError, UserInputError
+from drkit.errors import DrkitError, InterruptedRun, UserInputError
 from drkit.step import Change, Step
 
 
@@ -75,6 +75,7 @@ class Pipeline:
         parallel: int,
         reverse: bool = False,
         keep_going: bool = False,
+        on_interrupt: Callable[[], None] = lambda: None,
     ) -> list[StepResult]:
         """Run `work` per step, batch by batch. After a failed batch the rest is skipped (unless
         keep_going, for read-only work), so nothing builds on -- or tears down under -- a failure."""
@@ -85,7 +86,20 @@ class Pipeline:
                 if failed and not keep_going:
                     results += [StepResult(step, "", skipped=True) for step in batch]
                     continue
-                batch_results = list(pool.map(lambda s: _timed(work, s), batch))
+                futures = [pool.submit(_timed, work, step) for step in batch]
+                try:
+                    # Wait in short slices: a blocking wait is not woken by a SIGINT that lands
+                    # on a worker thread, and Ctrl-C must stop a run at once.
+                    while not all(f.done() for f in futures):
+                        wait(futures, timeout=0.2)
+                    batch_results = [f.result() for f in futures]
+                except KeyboardInterrupt:
+                    # Let running steps stop at their next change or poll, then report it.
+                    on_interrupt()
+                    for f in futures:
+                        f.cancel()
+                    pool.shutdown(wait=True)
+                    raise InterruptedRun("interrupted; the state file is up to date: re-run to resume") from None
                 results += batch_results
                 failed = failed or any(r.error for r in batch_results)
         return results

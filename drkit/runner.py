@@ -7,6 +7,7 @@ doing it (`confirm` decides), the pyinfra way: prepare -> show changes -> confir
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -37,7 +38,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return all(r.ok or r.skipped and not self.failed for r in self.results) and not self.failed
+        return all(r.ok for r in self.results)
 
     @property
     def failed(self) -> list[StepResult]:
@@ -63,7 +64,8 @@ class Runner:
     ) -> None:
         self.config = config
         self.pipeline = Pipeline(steps)
-        self.clock = clock or SystemClock()
+        self.interrupt = threading.Event()
+        self.clock = clock or SystemClock(self.interrupt)
         self.log = log or make_logger()
         self.aws = aws or AwsGateway(
             profile=config.profile,
@@ -74,7 +76,7 @@ class Runner:
             audit=AuditLog(audit_path(config)),
             log=self.log,
         )
-        self.waiter = Waiter(self.clock, lambda line: self.log.info("wait", progress=line), wait_policy)
+        self.waiter = Waiter(self.clock, lambda line: self.log.info("wait", progress=line), wait_policy, self.interrupt)
 
     def context(self, step: Step, state: State) -> StepContext:
         return StepContext(self.config, self.aws, state, self.waiter, self.log.bind(step=step.key), step)
@@ -84,7 +86,7 @@ class Runner:
             ctx = self.context(step, state)
             return StepResult(step, ctx.region, work(step, ctx))
 
-        return self.pipeline.run(steps, one, parallel=self.config.parallel, **kw)
+        return self.pipeline.run(steps, one, parallel=self.config.parallel, on_interrupt=self.interrupt.set, **kw)
 
     # Read-only -----------------------------------------------------------------------------
     def plan(self, step_names: Sequence[str] | None = None) -> Outcome:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 from drkit.aws import AwsGateway
 from drkit.config import Config
-from drkit.errors import RefusedChangeError
+from drkit.errors import InterruptedRun, RefusedChangeError
 from drkit.state import State
 from drkit.tags import ownership_tags, resource_tags
 from drkit.waiters import Waiter
@@ -199,6 +199,11 @@ class StepContext:
     log: Any
     step: "Step"
 
+    def check_interrupt(self) -> None:
+        """Stop between changes once the user has interrupted the run."""
+        if self.waiter.interrupt.is_set():
+            raise InterruptedRun(f"{self.step.key}: interrupted; the state file is up to date, re-run to resume")
+
     @property
     def region(self) -> str:
         return self.config.region(self.step.role)
@@ -296,6 +301,7 @@ class Step(abc.ABC):
                 hint="drkit does not replace resources in place; revert the configuration or tear down first",
             )
         for change in changes:
+            ctx.check_interrupt()
             self.apply(ctx, change)
         ctx.state.set_outputs(self.key, self.outputs(ctx))
         return changes
@@ -304,6 +310,7 @@ class Step(abc.ABC):
         changes = self.plan_teardown(ctx)
         for change in changes:
             if change.action == DELETE:
+                ctx.check_interrupt()
                 self.apply(ctx, change)
                 ctx.state.forget(self.key, change.key)
         if not any(c.action == SKIP for c in changes):

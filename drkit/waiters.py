@@ -7,11 +7,12 @@ mistaken for success or failure.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from drkit.clock import Clock
-from drkit.errors import DrkitError, WaitTimeoutError
+from drkit.errors import DrkitError, InterruptedRun, WaitTimeoutError
 
 T = TypeVar("T")
 
@@ -28,10 +29,17 @@ class WaitPolicy:
 
 
 class Waiter:
-    def __init__(self, clock: Clock, progress: Callable[[str], None], policy: WaitPolicy | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        progress: Callable[[str], None],
+        policy: WaitPolicy | None = None,
+        interrupt: threading.Event | None = None,
+    ) -> None:
         self.clock = clock
         self.progress = progress
         self.policy = policy or WaitPolicy()
+        self.interrupt = interrupt or threading.Event()
 
     def until(
         self,
@@ -53,6 +61,8 @@ class Waiter:
         started = self.clock.monotonic()
         last_report: float | None = None
         while True:
+            if self.interrupt.is_set():
+                raise InterruptedRun(f"interrupted while waiting for {what}; re-run to resume")
             value = poll()
             if done(value):
                 return value

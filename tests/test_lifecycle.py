@@ -192,3 +192,33 @@ def test_a_nat_being_deleted_is_replaced_on_provision(moto, make_runner, ec2):
             if n["State"] not in ("deleted", "deleting")]
     assert len(nats) == 1 and nats[0]["NatGatewayId"] != old
     assert runner.verify().changes == []
+
+
+def test_ctrl_c_stops_every_step_promptly_and_a_rerun_resumes(moto, make_runner, ec2):
+    """Ctrl-C reaches the main thread while the workers wait for their NATs: the run must stop
+    (not finish the steps), keep the state current, and a re-run must finish the job."""
+    import _thread
+
+    from drkit.errors import InterruptedRun
+
+    runner = make_runner()
+    fired = []
+
+    def progress(line: str) -> None:
+        if not fired:
+            fired.append(line)
+            _thread.interrupt_main()  # what the terminal's Ctrl-C does
+        runner.interrupt.wait(10)  # hold every worker here until drkit has seen the interrupt
+
+    runner.waiter.progress = progress
+    with pytest.raises(InterruptedRun):
+        runner.provision()
+    assert "NAT gateway" in fired[0]
+    recorded = json.loads(runner.config.state_path.read_text())
+    assert any("nat-gateway" in s.get("resources", {}) for s in recorded["steps"].values())
+    # Neither region went on past its NAT wait.
+    assert not any("private-route-table" in s.get("resources", {}) for s in recorded["steps"].values())
+    assert not runner.config.state_path.with_name(runner.config.state_path.name + ".lock").exists()
+
+    assert make_runner().provision().ok
+    assert inventory(ec2) == {PRIMARY: EXPECTED_PER_REGION, DR: EXPECTED_PER_REGION}
