@@ -25,7 +25,9 @@ class SandboxTimings:
     nat_deleting: float = 0.5
     rds_creating: float = 0.5
     rds_deleting: float = 0.0
+    rds_promoting: float = 0.5
     dynamodb_replica_creating: float = 0.5
+    dynamodb_replica_deleting: float = 0.5
     s3_replication: float = 0.2
     dynamodb_replication: float = 0.2
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)

@@ -17,6 +17,10 @@ from drkit.sandbox.timings import SandboxTimings
 # Module names under drkit.sandbox.extensions, applied in this order.
 EXTENSION_MODULES: tuple[str, ...] = (
     "ec2_nat",
+    "dynamodb_replicas",
+    "s3_replication",
+    "s3_policy_conditions",
+    "rds_global",
 )
 
 _install_lock = threading.Lock()
