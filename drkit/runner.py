@@ -41,6 +41,10 @@ class Outcome:
         return all(r.ok for r in self.results)
 
     @property
+    def probes(self) -> list:
+        return [p for r in self.results for p in (r.detail or [])]
+
+    @property
     def failed(self) -> list[StepResult]:
         return [r for r in self.results if r.error is not None]
 
@@ -61,8 +65,10 @@ class Runner:
         wait_policy: WaitPolicy | None = None,
         retry: RetryPolicy | None = None,
         credentials: dict[str, str] | None = None,
+        force: bool = False,
     ) -> None:
         self.config = config
+        self.force = force
         self.pipeline = Pipeline(steps)
         self.interrupt = threading.Event()
         self.clock = clock or SystemClock(self.interrupt)
@@ -79,7 +85,7 @@ class Runner:
         self.waiter = Waiter(self.clock, lambda line: self.log.info("wait", progress=line), wait_policy, self.interrupt)
 
     def context(self, step: Step, state: State) -> StepContext:
-        return StepContext(self.config, self.aws, state, self.waiter, self.log.bind(step=step.key), step)
+        return StepContext(self.config, self.aws, state, self.waiter, self.log.bind(step=step.key), step, self.force)
 
     def _run(self, steps: Sequence[Step], state: State, work: Callable[[Step, StepContext], list], **kw: Any) -> list[StepResult]:
         def one(step: Step) -> StepResult:
@@ -94,10 +100,19 @@ class Runner:
         steps = self.pipeline.select(step_names)
         return Outcome(self._run(steps, state, lambda s, ctx: s.plan(ctx), keep_going=True))
 
-    def verify(self, step_names: Sequence[str] | None = None) -> Outcome:
+    def verify(self, step_names: Sequence[str] | None = None, *, deep: bool = False) -> Outcome:
+        """Findings per step; with `deep`, also each clean step's canary probes (in .detail)."""
         state = load_state(self.config, persist=False)
         steps = self.pipeline.select(step_names)
-        return Outcome(self._run(steps, state, lambda s, ctx: s.verify(ctx), keep_going=True))
+
+        def one(step: Step) -> StepResult:
+            ctx = self.context(step, state)
+            findings = step.verify(ctx)
+            probes = step.probe(ctx) if deep and not findings else []
+            return StepResult(step, ctx.region, findings, detail=probes)
+
+        return Outcome(self.pipeline.run(steps, one, parallel=self.config.parallel, keep_going=True,
+                                         on_interrupt=self.interrupt.set))
 
     def plan_teardown(self, step_names: Sequence[str] | None = None) -> Outcome:
         state = load_state(self.config, persist=False)

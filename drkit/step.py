@@ -180,6 +180,27 @@ def decide_teardown(step: str, region: str, desired: Sequence[Desired], observat
 
 
 @dataclass(frozen=True)
+class ProbeResult:
+    """What a deep-verify canary measured. `ok` is None when there was no data to judge by:
+    reported as such, and never counted as a pass."""
+
+    step: str
+    region: str
+    check: str
+    ok: bool | None
+    measured: str
+    detail: str = ""
+
+    def describe(self) -> str:
+        verdict = {True: "ok", False: "FAILED", None: "NO DATA"}[self.ok]
+        return f"{verdict}: {self.check}: {self.measured}" + (f" ({self.detail})" if self.detail else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "region": self.region, "check": self.check, "ok": self.ok,
+                "measured": self.measured, "detail": self.detail, "description": self.describe()}
+
+
+@dataclass(frozen=True)
 class Assessment:
     """One observation of a step and what it implies."""
 
@@ -198,6 +219,7 @@ class StepContext:
     waiter: Waiter
     log: Any
     step: "Step"
+    force: bool = False  # teardown --force: delete what would otherwise be kept for recovery
 
     def check_interrupt(self) -> None:
         """Stop between changes once the user has interrupted the run."""
@@ -283,6 +305,11 @@ class Step(abc.ABC):
     def outputs(self, ctx: StepContext) -> dict[str, Any]:
         """Values later steps and `drkit outputs` read, derived from the state."""
         return {}
+
+    def probe(self, ctx: StepContext) -> list[ProbeResult]:
+        """Deep verify: prove the resources work (replication, ...) with canaries that clean up
+        after themselves. Only runs on a step whose plain verify found nothing."""
+        return []
 
     # Mutating -------------------------------------------------------------------------------
     def create(self, ctx: StepContext, assessment: Assessment | None = None) -> list[Change]:

@@ -14,15 +14,18 @@ from drkit.cli.render import counts, emit
 @click.option("--dry-run", is_flag=True, help="Only show what would be deleted.")
 @click.option("--step", "steps", multiple=True, help="Only this step (e.g. ensure_vpc:dr); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@click.option("--force", is_flag=True,
+              help="Delete at once what AWS would otherwise keep recoverable (the database secret is "
+                   "normally scheduled for deletion in 7 days). For CI and sandboxes.")
 @common_options
 @reports_errors
-def teardown(settings, yes, dry_run, steps, as_json):
+def teardown(settings, yes, dry_run, steps, as_json, force):
     """Delete everything drkit owns for this env, in an order AWS accepts.
 
     Only resources carrying drkit's tags for this env are deleted: the default VPC, other envs
     and untagged resources are never touched. Already-deleted resources count as done.
     """
-    runner = settings.runner()
+    runner = settings.runner(force=force)
     if dry_run:
         outcome = runner.plan_teardown(steps)
         emit(outcome, runner.config, as_json=as_json, operation="teardown-plan", title="Teardown plan (dry run)",
