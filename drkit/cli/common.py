@@ -13,7 +13,7 @@ from typing import Any, Callable
 import click
 
 from drkit.config import Config, build_config
-from drkit.errors import EXIT_BAD_INPUT, EXIT_FAILURE, DrkitError, UserInputError
+from drkit.errors import EXIT_FAILURE, DrkitError, UserInputError
 from drkit.logs import LOG_FORMATS, make_logger
 from drkit.runner import Runner
 
@@ -105,8 +105,15 @@ def confirmer(yes: bool, question: str) -> Callable[[Any], bool]:
     return confirm
 
 
-def exit_code_for(ok: bool) -> int:
-    return 0 if ok else EXIT_FAILURE
+def show_then_confirm(runner: Runner, *, yes: bool, as_json: bool, operation: str, title: str, nothing: str,
+                      question: str) -> Callable[[Any], bool]:
+    """Print the plan (unless --json), then ask: prepare -> show changes -> confirm."""
+    from drkit.cli.render import emit
+    from drkit.runner import Outcome
 
+    def confirm(planned: Any) -> bool:
+        if not as_json:
+            emit(Outcome(planned), runner.config, as_json=False, operation=operation, title=title, nothing=nothing)
+        return confirmer(yes, question)(planned)
 
-__all__ = ["EXIT_BAD_INPUT", "Settings", "common_options", "confirmer", "exit_code_for", "reports_errors"]
+    return confirm

@@ -5,7 +5,7 @@ import time
 
 import click
 
-from drkit.cli.common import common_options, confirmer, reports_errors
+from drkit.cli.common import common_options, reports_errors, show_then_confirm
 from drkit.cli.render import counts, emit
 
 
@@ -29,15 +29,10 @@ def provision(settings, yes, dry_run, steps, as_json):
         emit(outcome, runner.config, as_json=as_json, operation="plan", title="Plan (dry run)", nothing="up to date")
         sys.exit(1 if outcome.failed else 0)
 
-    def show_then_confirm(planned):
-        from drkit.runner import Outcome
-
-        if not as_json:
-            emit(Outcome(planned), runner.config, as_json=False, operation="plan", title="Plan", nothing="up to date")
-        return confirmer(yes, "Apply these changes?")(planned)
-
+    confirm = show_then_confirm(runner, yes=yes, as_json=as_json, operation="plan", title="Plan",
+                                nothing="up to date", question="Apply these changes?")
     started = time.monotonic()
-    outcome = runner.provision(steps, confirm=show_then_confirm)
+    outcome = runner.provision(steps, confirm=confirm)
     total, mutating = runner.aws.stats.snapshot()
     if outcome.declined:
         click.echo("aborted: nothing was changed", err=True)

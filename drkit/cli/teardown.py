@@ -5,7 +5,7 @@ import time
 
 import click
 
-from drkit.cli.common import common_options, confirmer, reports_errors
+from drkit.cli.common import common_options, reports_errors, show_then_confirm
 from drkit.cli.render import counts, emit
 
 
@@ -32,16 +32,11 @@ def teardown(settings, yes, dry_run, steps, as_json, force):
              nothing="nothing to delete")
         sys.exit(1 if outcome.failed else 0)
 
-    def show_then_confirm(planned):
-        from drkit.runner import Outcome
-
-        if not as_json:
-            emit(Outcome(planned), runner.config, as_json=False, operation="teardown-plan", title="Teardown plan",
-                 nothing="nothing to delete")
-        return confirmer(yes, f"Delete these resources of env {runner.config.env!r}?")(planned)
-
+    confirm = show_then_confirm(runner, yes=yes, as_json=as_json, operation="teardown-plan", title="Teardown plan",
+                                nothing="nothing to delete",
+                                question=f"Delete these resources of env {runner.config.env!r}?")
     started = time.monotonic()
-    outcome = runner.teardown(steps, confirm=show_then_confirm)
+    outcome = runner.teardown(steps, confirm=confirm)
     total, mutating = runner.aws.stats.snapshot()
     if outcome.declined:
         click.echo("aborted: nothing was deleted", err=True)
