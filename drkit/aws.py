@@ -229,6 +229,8 @@ class AwsGateway:
         token_in, token_out = _PAGINATION_TOKENS.get((service, operation), ("NextToken", "NextToken"))
         while True:
             page = self.call(service, region, operation, **params)
+            if page is None:  # missing_ok and the resource is gone
+                return items
             items.extend(page.get(result_key, []))
             token = page.get(token_out)
             if not token:

@@ -65,6 +65,7 @@ class Desired:
     attrs: Mapping[str, Any] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     immutable: frozenset[str] = frozenset()
+    region: str | None = None  # where it lives, when not in the step's own region (a replica)
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,10 @@ class Change:
 def decide(step: str, region: str, desired: Sequence[Desired], observation: Observation) -> list[Change]:
     """The changes that turn what was observed into what is desired. Pure: no AWS, no state."""
     changes: list[Change] = []
+    step_region = region
     for want in desired:
         have = observation.get(want.key, want.kind)
+        region = want.region or step_region
 
         def change(action: str, **kw: Any) -> Change:
             return Change(step, region, want.kind, want.key, want.name, action, resource_id=have.id, **kw)
@@ -171,11 +174,12 @@ def decide_teardown(step: str, region: str, desired: Sequence[Desired], observat
         have = observation.resources.get(want.key)
         if have is None or not have.exists:
             continue
+        where = want.region or region
         if not have.owned:
             note = "its drkit ownership tags are gone; delete it by hand if it is drkit's"
-            changes.append(Change(step, region, want.kind, want.key, want.name, SKIP, resource_id=have.id, note=note))
+            changes.append(Change(step, where, want.kind, want.key, want.name, SKIP, resource_id=have.id, note=note))
         else:
-            changes.append(Change(step, region, want.kind, want.key, want.name, DELETE, resource_id=have.id))
+            changes.append(Change(step, where, want.kind, want.key, want.name, DELETE, resource_id=have.id))
     return changes
 
 

@@ -8,8 +8,13 @@ their steps here and declare what they depend on -- the engine needs no change.
 from __future__ import annotations
 
 from drkit.step import Step
+from steps.dynamodb import EnsureGlobalTable
 from steps.vpc import EnsureVpc
 
 
 def all_steps() -> list[Step]:
-    return [EnsureVpc("primary"), EnsureVpc("dr")]
+    return [
+        EnsureVpc("primary"),
+        EnsureVpc("dr"),
+        EnsureGlobalTable("global"),
+    ]

@@ -17,7 +17,7 @@ from drkit.logs import make_logger
 from drkit.runner import Runner
 from drkit.sandbox.extensions import install_all
 from drkit.sandbox.timings import SandboxTimings
-from steps import all_steps
+from steps.vpc import EnsureVpc
 
 PRIMARY = "us-east-1"
 DR = "us-east-2"
@@ -40,8 +40,8 @@ def clock() -> FakeClock:
     real time, yet NAT gateways really are `pending` until enough (fake) time has passed."""
     fake = FakeClock()
     install_all(SandboxTimings(nat_pending=30, nat_deleting=60, rds_creating=300, rds_deleting=60,
-                               dynamodb_replica_creating=60, s3_replication=5, dynamodb_replication=1,
-                               clock=fake.monotonic))
+                               rds_promoting=120, dynamodb_replica_creating=60, dynamodb_replica_deleting=60,
+                               s3_replication=5, dynamodb_replication=1, clock=fake.monotonic))
     return fake
 
 
@@ -53,11 +53,16 @@ def moto(clock: FakeClock):
 
 @pytest.fixture
 def make_runner(tmp_path: Path, clock: FakeClock) -> Callable[..., Runner]:
-    def factory(env: str = "test", *, state: Path | None = None, **overrides: Any) -> Runner:
+    """A Runner over `steps` (default: the two ensure_vpc steps, which the engine tests use;
+    pass steps=all_steps() for the whole stack)."""
+
+    def factory(env: str = "test", *, state: Path | None = None, steps: list | None = None,
+                **overrides: Any) -> Runner:
         config = build_config(
             {"env": env, "state": str(state or tmp_path / f"{env}.state.json"), **overrides}, environ={}
         )
-        return Runner(config, all_steps(), clock=clock, log=make_logger("json", level="warning"),
+        chosen = steps if steps is not None else [EnsureVpc("primary"), EnsureVpc("dr")]
+        return Runner(config, chosen, clock=clock, log=make_logger("json", level="warning"),
                       retry=RetryPolicy(botocore_max_attempts=1))
 
     return factory

@@ -62,7 +62,7 @@ def client(sandbox, region=PRIMARY):
 def test_plan_provision_verify_outputs_reprovision_teardown(drkit, sandbox):
     plan = drkit("plan")
     assert plan.exit_code == 0, plan.output
-    assert "+ create vpc vpc-primary-cli" in plan.output and "20 create" in plan.output
+    assert "+ create vpc vpc-primary-cli" in plan.output and "+ create dynamodb table payment-transactions-cli" in plan.output
     assert client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"] == []  # plan changed nothing
 
     provision = drkit("provision", "--yes")
