@@ -33,15 +33,18 @@ the table (and waits until it is gone).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from drkit.errors import DrkitError
+from drkit.errors import DrkitError, WaitTimeoutError
 from drkit.step import (
-    AVAILABLE, DELETING, FAILED, PENDING, Change, Desired, Observation, Observed, Step, StepContext,
+    AVAILABLE, DELETING, FAILED, PENDING, Change, Desired, Observation, Observed, ProbeResult, Step,
+    StepContext,
 )
 from drkit.tags import from_aws, is_owned, to_aws
 
 TABLE = "table"
+PROBE_TIMEOUT = 60.0  # AWS: usually under a second
 REPLICA = "replica"
 HASH_KEY = "transactionId"
 HASH_KEY_TYPE = "S"
@@ -187,6 +190,33 @@ class EnsureGlobalTable(Step):
             "dynamodb_table_arn": table_arn,
             "dynamodb_replica_regions": [ctx.config.dr_region] if ctx.recorded_id(REPLICA) else [],
         }
+
+    # Deep verify ---------------------------------------------------------------------------
+    def probe(self, ctx: StepContext) -> list[ProbeResult]:
+        """Write a canary item in the primary table and time its arrival in the DR replica."""
+        table = ctx.config.names.dynamodb_table
+        primary, dr = ctx.config.primary_region, ctx.config.dr_region
+        key = {HASH_KEY: {HASH_KEY_TYPE: f"drkit-canary-{uuid.uuid4()}"}}
+        check = f"an item written in {primary} is readable in {dr}"
+        clock = ctx.waiter.clock
+        started = clock.monotonic()
+        ctx.aws.call("dynamodb", primary, "put_item", TableName=table,
+                     Item={**key, "canary": {"S": "drkit verify --deep"}}, resource=f"{table} canary")
+        try:
+            ctx.waiter.until(
+                f"the canary item to reach {table} in {dr}",
+                lambda: ctx.aws.call("dynamodb", dr, "get_item", TableName=table, Key=key).get("Item"),
+                lambda item: item is not None,
+                describe=lambda item: "not there yet",
+                timeout=PROBE_TIMEOUT,
+            )
+            result = ProbeResult(self.key, dr, check, True, f"replicated in {clock.monotonic() - started:.1f}s")
+        except WaitTimeoutError:
+            result = ProbeResult(self.key, dr, check, False, f"not replicated after {PROBE_TIMEOUT:.0f}s")
+        finally:
+            # Deleting in the primary replicates the delete to the replica too.
+            ctx.aws.call("dynamodb", primary, "delete_item", TableName=table, Key=key, resource=f"{table} canary")
+        return [result]
 
     # Apply ---------------------------------------------------------------------------------
     def create_dynamodb_table(self, ctx: StepContext, change: Change) -> None:

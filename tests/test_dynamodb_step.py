@@ -294,3 +294,16 @@ def test_encryption_is_read_as_the_consoles_encryption_type(sse, expected):
     assert settings["key_schema"] == "HASH transactionId:S"
     assert settings["billing_mode"] == "PROVISIONED" and settings["stream"] is None
     assert settings["point_in_time_recovery"] is None
+
+
+def test_deep_verify_measures_replication_and_removes_its_canary(moto, make_runner):
+    runner = make_runner("deep")
+    assert runner.provision().ok
+    [probe] = runner.verify(deep=True).probes
+    assert probe.ok is True and probe.region == DR
+    # The sandbox propagates writes after dynamodb_replication = 1 fake second.
+    assert probe.measured.startswith("replicated in ") and float(probe.measured.split()[2][:-1]) >= 1.0
+    flush_replication()
+    for region in (PRIMARY, DR):
+        items = boto3.client("dynamodb", region_name=region).scan(TableName="payment-transactions-deep")["Items"]
+        assert items == []
