@@ -30,6 +30,7 @@ class SandboxTimings:
     dynamodb_replica_deleting: float = 0.5
     s3_replication: float = 0.2
     dynamodb_replication: float = 0.2
+    aurora_replication_lag_ms: float = 120.0  # the lag CloudWatch reports for a secondary cluster
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     @classmethod

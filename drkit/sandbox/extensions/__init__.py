@@ -21,6 +21,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "s3_replication",
     "s3_policy_conditions",
     "rds_global",
+    "cloudwatch_aurora_lag",
 )
 
 _install_lock = threading.Lock()

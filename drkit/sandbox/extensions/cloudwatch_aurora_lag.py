@@ -1,0 +1,71 @@
+"""Aurora global-database replication lag in CloudWatch, as AWS publishes it.
+
+AWS publishes `AuroraGlobalDBReplicationLag` (milliseconds) in the `AWS/RDS` namespace for each
+secondary cluster of a global database, dimension `DBClusterIdentifier`, in the secondary's
+Region, about once a minute:
+https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-monitoring.html
+moto publishes no service metrics at all, so `drkit verify --deep` would only ever see "no data".
+This extension publishes one datapoint a minute, from the minute the secondary was created in, each time the
+metric is read with GetMetricStatistics. The value is `timings.aurora_replication_lag_ms`, so a
+test can also make the lag too high. Primaries and standalone clusters get no datapoints, as on
+AWS.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from moto.cloudwatch.models import CloudWatchBackend
+from moto.core.utils import utcnow
+from moto.rds.models import rds_backends
+
+from drkit.sandbox.extensions.rds_global import _global_of
+from drkit.sandbox.timings import SandboxTimings
+
+NAMESPACE = "AWS/RDS"
+METRIC = "AuroraGlobalDBReplicationLag"
+_MARK = "_drkit_aurora_lag_installed"
+
+
+def install(timings: SandboxTimings) -> None:
+    if getattr(CloudWatchBackend, _MARK, False):
+        return
+    setattr(CloudWatchBackend, _MARK, True)
+    original = CloudWatchBackend.get_metric_statistics
+
+    def get_metric_statistics(self: CloudWatchBackend, namespace: str, metric_name: str, start_time: datetime,
+                              end_time: datetime, period: int, stats: list[str], dimensions: Any,
+                              unit: str | None = None) -> Any:
+        if namespace == NAMESPACE and metric_name == METRIC:
+            _publish_lag(self, dimensions, timings)
+        return original(self, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit)
+
+    CloudWatchBackend.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
+
+
+def _publish_lag(backend: CloudWatchBackend, dimensions: Any, timings: SandboxTimings) -> None:
+    cluster_id = next((d["Value"] for d in dimensions or [] if d.get("Name") == "DBClusterIdentifier"), None)
+    cluster = rds_backends[backend.account_id][backend.region_name].clusters.get(cluster_id or "")
+    if cluster is None:
+        return
+    global_cluster = _global_of(cluster)
+    member = global_cluster and next((m for m in global_cluster.members if m is cluster), None)
+    if member is None or member.is_writer:
+        return
+    published: set = backend.__dict__.setdefault("_drkit_lag_published", set())
+    minute = _minute(cluster.created)
+    now = utcnow()
+    while minute <= now:
+        if (cluster_id, minute) not in published:
+            published.add((cluster_id, minute))
+            backend.put_metric_data(NAMESPACE, [{
+                "MetricName": METRIC, "Value": timings.aurora_replication_lag_ms, "Unit": "Milliseconds",
+                "Timestamp": minute, "Dimensions": [{"Name": "DBClusterIdentifier", "Value": cluster_id}],
+            }])
+        minute += timedelta(minutes=1)
+
+
+def _minute(moment: datetime) -> datetime:
+    """The minute the first datapoint is stamped with: the one the cluster was created in."""
+    return moment.replace(second=0, microsecond=0)
