@@ -253,7 +253,6 @@ class AwsGateway:
 
 
 _PAGINATION_TOKENS: dict[tuple[str, str], tuple[str, str]] = {
-    ("s3", "list_object_versions"): ("KeyMarker", "NextKeyMarker"),
     ("rds", "describe_db_clusters"): ("Marker", "Marker"),
     ("rds", "describe_db_instances"): ("Marker", "Marker"),
     ("rds", "describe_global_clusters"): ("Marker", "Marker"),

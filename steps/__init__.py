@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from drkit.step import Step
 from steps.dynamodb import EnsureGlobalTable
+from steps.s3 import EnsureBucket, EnsureBucketReplication, EnsureReplicationRole
 from steps.vpc import EnsureVpc
 
 
@@ -17,4 +18,8 @@ def all_steps() -> list[Step]:
         EnsureVpc("primary"),
         EnsureVpc("dr"),
         EnsureGlobalTable("global"),
+        EnsureBucket("primary"),
+        EnsureBucket("dr"),
+        EnsureReplicationRole("global"),
+        EnsureBucketReplication("global"),
     ]

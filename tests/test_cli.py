@@ -23,19 +23,24 @@ from drkit.state import StateLock
 from tests.conftest import DR, PRIMARY, owned_filters
 
 
+def quick(**slower: float) -> SandboxTimings:
+    """Transitional states that end at once (unless told otherwise), HTTP standing in for TLS."""
+    zero = {name: 0 for name in ("nat_pending", "nat_deleting", "rds_creating", "rds_deleting", "rds_promoting",
+                                 "dynamodb_replica_creating", "dynamodb_replica_deleting", "s3_replication",
+                                 "dynamodb_replication")}
+    return SandboxTimings(**{**zero, **slower}, loopback_http_is_tls=True)
+
+
 @pytest.fixture(scope="module")
 def server():
-    install_all(SandboxTimings(nat_pending=0, nat_deleting=0, rds_creating=0, rds_deleting=0,
-                               dynamodb_replica_creating=0, s3_replication=0, dynamodb_replication=0))
-    with SandboxServer() as running:
+    with SandboxServer(timings=quick()) as running:
         yield running
 
 
 @pytest.fixture
 def sandbox(server):
     reset()
-    install_all(SandboxTimings(nat_pending=0, nat_deleting=0, rds_creating=0, rds_deleting=0,
-                               dynamodb_replica_creating=0, s3_replication=0, dynamodb_replication=0))
+    install_all(quick())
     return server
 
 
@@ -226,7 +231,7 @@ def test_every_command_explains_itself(command):
 def test_a_provision_killed_with_sigkill_resumes_after_unlock(server, tmp_path):
     """A real process, really killed while it waits for the NAT gateways."""
     reset()
-    install_all(SandboxTimings(nat_pending=4, nat_deleting=0))
+    install_all(quick(nat_pending=4))
     state = tmp_path / "killed.state.json"
     args = ["--env", "killed", "--state", str(state), "--endpoint-url", server.endpoint_url]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t"}

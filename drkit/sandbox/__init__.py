@@ -8,6 +8,7 @@ server see the same emulated AWS.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -19,11 +20,14 @@ SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": 
 
 
 def make_app(timings: SandboxTimings | None = None) -> Any:
-    """The sandbox as a WSGI application."""
+    """The sandbox as a WSGI application, standing in for AWS's HTTPS endpoints: requests it
+    serves on loopback count as TLS unless DRKIT_SANDBOX_LOOPBACK_HTTP_IS_TLS=0."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from drkit.sandbox.extensions import install_all
 
+    if timings is None:
+        timings = SandboxTimings.from_env({"DRKIT_SANDBOX_LOOPBACK_HTTP_IS_TLS": "1", **os.environ})
     install_all(timings)
     return DomainDispatcherApplication(create_backend_app)
 

@@ -31,6 +31,10 @@ class SandboxTimings:
     s3_replication: float = 0.2
     dynamodb_replication: float = 0.2
     aurora_replication_lag_ms: float = 120.0  # the lag CloudWatch reports for a secondary cluster
+    # The HTTP server stands in for AWS's HTTPS endpoints: its loopback requests count as TLS
+    # (aws:SecureTransport true), so a TLS-only bucket policy treats drkit as AWS would.
+    # SandboxServer and `drkit sandbox` turn this on; in-process mocks judge the URL's scheme.
+    loopback_http_is_tls: bool = False
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     @classmethod
@@ -43,7 +47,7 @@ class SandboxTimings:
                 continue
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is not None:
-                values[f.name] = float(raw)
+                values[f.name] = raw.lower() in ("1", "true", "yes") if f.type in (bool, "bool") else float(raw)
         return cls(**values)
 
     def elapsed_since(self, started: float) -> float:

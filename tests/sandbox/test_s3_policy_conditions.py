@@ -9,6 +9,8 @@ import json
 from urllib.parse import urlsplit
 
 import boto3
+
+from drkit.sandbox.timings import SandboxTimings
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
@@ -79,12 +81,12 @@ def test_tls_only_policy_denies_plain_http_in_process(tls_bucket):
     assert status_of(lambda: s3("http://s3.amazonaws.com").get_object(Bucket=BUCKET, Key="k")) == 403
 
 
-def sandbox_http_client():
+def sandbox_http_client(timings: SandboxTimings | None = None):
     """An S3 client whose requests are served by the sandbox's WSGI app (what SandboxServer and
     `python -m drkit.sandbox` serve) at an http:// address, without opening a socket."""
     from werkzeug.test import Client
 
-    app = Client(make_app())
+    app = Client(make_app(timings))
 
     class Body:
         def __init__(self, data: bytes) -> None:
@@ -114,12 +116,20 @@ def sandbox_http_client():
     return client
 
 
-def test_tls_only_policy_denies_requests_to_the_sandbox_server_over_http(tls_bucket):
-    # The sandbox server speaks plain HTTP, so its requests are not secure transport.
+def test_tls_only_policy_denies_plain_http_to_the_sandbox_server_when_told_to(tls_bucket, fast_timings):
+    # Plain HTTP is not secure transport...
     # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-securetransport
-    client = sandbox_http_client()
+    fast_timings.loopback_http_is_tls = False
+    client = sandbox_http_client(fast_timings)
     assert status_of(lambda: client.put_object(Bucket=BUCKET, Key="k", Body=b"v")) == 403
     assert status_of(lambda: client.list_objects_v2(Bucket=BUCKET)) == 200  # same backends as in-process
+
+
+def test_the_sandbox_server_stands_in_for_https_by_default(tls_bucket):
+    # ...but the sandbox's loopback HTTP server stands in for AWS's HTTPS endpoints, so by default
+    # (make_app() with no timings) a TLS-only policy lets drkit's requests through, as on AWS.
+    client = sandbox_http_client()
+    assert status_of(lambda: client.put_object(Bucket=BUCKET, Key="k", Body=b"v")) == 200
 
 
 def test_a_statement_whose_condition_does_not_match_neither_allows_nor_denies(tls_bucket):

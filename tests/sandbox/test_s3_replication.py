@@ -308,3 +308,13 @@ def test_sse_kms_objects_need_an_explicit_opt_in(buckets):
     copy = s3(DR).head_object(Bucket=DEST, Key="kms2")
     assert copy["ServerSideEncryption"] == "aws:kms"
     assert copy["SSEKMSKeyId"] == "arn:aws:kms:us-west-2:123456789012:key/dr"
+
+
+def test_create_bucket_applies_the_tags_of_its_configuration(aws):
+    # CreateBucketConfiguration.Tags are applied as the bucket is created.
+    # https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucketConfiguration.html
+    s3 = boto3.client("s3", region_name="us-east-2")
+    s3.create_bucket(Bucket="tagged-at-birth", CreateBucketConfiguration={
+        "LocationConstraint": "us-east-2", "Tags": [{"Key": "ManagedBy", "Value": "drkit"}, {"Key": "x", "Value": "1"}]})
+    tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket="tagged-at-birth")["TagSet"]}
+    assert tags == {"ManagedBy": "drkit", "x": "1"}

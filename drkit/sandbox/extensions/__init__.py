@@ -22,6 +22,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "s3_policy_conditions",
     "rds_global",
     "cloudwatch_aurora_lag",
+    "s3_create_bucket_tags",
 )
 
 _install_lock = threading.Lock()

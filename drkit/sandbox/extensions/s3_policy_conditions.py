@@ -30,7 +30,9 @@ How the scheme is decided: moto hands each S3 handler the full request URL. In-p
 (`mock_aws`), that is the URL botocore built for the real endpoint — `https://...` with boto3's
 default endpoints, so such requests *are* secure transport, exactly as they would be against AWS;
 a client given an `http://` endpoint_url is not. Over the sandbox's HTTP server the URL is the one
-the server saw (`http://127.0.0.1:PORT/...`), so those requests are not secure transport. A TLS
+the server saw (`http://127.0.0.1:PORT/...`): those requests are secure transport only when
+`timings.loopback_http_is_tls` is on, as SandboxServer and `drkit sandbox` set it, because that
+server stands in for AWS's HTTPS endpoints. A TLS
 terminating proxy in front of the sandbox is not trusted (X-Forwarded-Proto is ignored, as a
 client could forge it).
 
@@ -58,6 +60,8 @@ from drkit.sandbox.timings import SandboxTimings
 
 _MARK = "_drkit_s3_policy_conditions_installed"
 
+# The timings object install() was given (its loopback_http_is_tls setting is read per request).
+_settings: dict[str, SandboxTimings] = {}
 _current_context: contextvars.ContextVar["RequestContext | None"] = contextvars.ContextVar(
     "drkit_s3_request_context", default=None
 )
@@ -101,7 +105,9 @@ def context_for_request(request: Any, full_url: str, account_id: str | None) -> 
     query = parse_qs(parsed.query, keep_blank_values=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     ctx = RequestContext()
-    ctx["aws:SecureTransport"] = "true" if parsed.scheme == "https" else "false"
+    loopback_tls = _settings.get("timings") is not None and _settings["timings"].loopback_http_is_tls \
+        and parsed.hostname in ("127.0.0.1", "localhost", "::1")
+    ctx["aws:SecureTransport"] = "true" if parsed.scheme == "https" or loopback_tls else "false"
     ctx["aws:CurrentTime"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     ctx["aws:EpochTime"] = str(int(time.time()))
     ctx["aws:UserAgent"] = _header(headers, "User-Agent")
@@ -328,6 +334,7 @@ def evaluate_statement(statement: dict[str, Any], action: str, resource: str, ct
 
 
 def install(timings: SandboxTimings) -> None:
+    _settings["timings"] = timings
     if getattr(FakeBucket, _MARK, False):
         return
     setattr(FakeBucket, _MARK, True)
