@@ -1,7 +1,8 @@
 """`drkit demo`: the whole job end to end in an in-process sandbox.
 
-provision -> verify -> provision again (nothing may change) -> teardown -> check that nothing
-drkit owned is left, with the wall time and AWS calls of each phase.
+provision -> verify -> verify --deep (replication canaries) -> provision again (nothing may
+change) -> teardown -> check that nothing drkit owned is left, with the wall time and AWS calls
+of each phase.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def run_demo(env: str = "demo", *, log_format: str = "console", log_level: str =
         state_path = (state_dir or Path(tmp)) / f"{env}.state.json"
         config = build_config({"env": env, "state": str(state_path), "endpoint_url": server.endpoint_url},
                               environ={})
-        runner = Runner(config, all_steps(), log=make_logger(log_format, level=log_level),
+        # force: a sandbox keeps nothing for recovery (the database secret is deleted at once).
+        runner = Runner(config, all_steps(), log=make_logger(log_format, level=log_level), force=True,
                         credentials=dict(SANDBOX_CREDENTIALS), wait_policy=WaitPolicy(first_interval=0.2, max_interval=1.0))
         echo(f"drkit demo: env {env!r} in a local sandbox at {server.endpoint_url} "
              f"({config.primary_region} -> {config.dr_region})")
@@ -65,6 +67,11 @@ def run_demo(env: str = "demo", *, log_format: str = "console", log_level: str =
               lambda o: (o.ok, f"{tally(o, CREATE)} resources created, {tally(o, UPDATE)} updated"))
         phase("verify", runner.verify,
               lambda o: (o.ok and not o.changes, f"{len(o.changes)} findings"))
+        deep = phase("verify --deep", lambda: runner.verify(deep=True),
+                     lambda o: (o.ok and not o.changes and all(p.ok for p in o.probes),
+                                f"{sum(1 for p in o.probes if p.ok)}/{len(o.probes)} replication checks passed"))
+        for probe in deep.probes:
+            echo(f"       {probe.describe()}")
         phase("provision again", runner.provision,
               lambda o: (o.ok and runner.aws.stats.mutating == 0, f"{len(o.changes)} changes (converged)"))
         phase("teardown", runner.teardown,

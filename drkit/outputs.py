@@ -17,5 +17,6 @@ def flat_outputs(config: Config, step_outputs: Mapping[str, Mapping[str, Any]]) 
     for step_key, outputs in sorted(step_outputs.items()):
         role = step_key.split(":", 1)[1] if ":" in step_key else "global"
         for name, value in outputs.items():
-            values[name if role == "global" else f"{role}_{name}"] = value
+            prefixed = role == "global" or name.startswith(f"{role}_")
+            values[name if prefixed else f"{role}_{name}"] = value
     return values

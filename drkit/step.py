@@ -134,6 +134,14 @@ class Change:
         }
 
 
+def known(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The desired attributes whose value is known now (None: not yet). Another step's output is
+    unknown until that step has run with this state (a first run, or a lost state file); such an
+    attribute is left out of the comparison rather than compared with a placeholder, which would
+    read as drift."""
+    return {k: v for k, v in attrs.items() if v is not None}
+
+
 def decide(step: str, region: str, desired: Sequence[Desired], observation: Observation) -> list[Change]:
     """The changes that turn what was observed into what is desired. Pure: no AWS, no state."""
     changes: list[Change] = []
@@ -348,13 +356,23 @@ class Step(abc.ABC):
             ctx.state.clear_step(self.key)
         return changes
 
+    def recorded_extras(self, observed: Observed) -> dict[str, Any]:
+        """Values besides the id that the state keeps for a resource (an ARN, an endpoint that
+        outputs need), taken from its observation. Create handlers record the same ones."""
+        return {}
+
     def adopt(self, ctx: StepContext, desired: Sequence[Desired], observation: Observation) -> None:
-        """Record resources found by tags that the state did not know (a lost or stale state)."""
+        """Record what exists whenever the state's entry differs from it: resources found by tags
+        that the state did not know (a lost or stale state), or whose extras it lost."""
         for want in desired:
             have = observation.resources.get(want.key)
-            if have is not None and have.exists and ctx.recorded_id(want.key) != have.id:
-                ctx.log.info("resource.adopted", step=self.key, key=want.key, id=have.id)
-                ctx.record(want.key, want.kind, have.id)
+            if have is None or not have.exists:
+                continue
+            entry = {"kind": want.kind, "id": have.id, **self.recorded_extras(have)}
+            if ctx.state.resource(self.key, want.key) != entry:
+                if ctx.recorded_id(want.key) != have.id:
+                    ctx.log.info("resource.adopted", step=self.key, key=want.key, id=have.id)
+                ctx.record(want.key, want.kind, have.id, **self.recorded_extras(have))
 
     def apply(self, ctx: StepContext, change: Change) -> None:
         handler = getattr(self, f"{change.action}_{change.kind}", None)

@@ -1,15 +1,22 @@
 """drkit's steps, one module per family of resources, in pipeline order.
 
 A newcomer looking for the step that owns a resource: `steps/vpc.py` has `EnsureVpc` (VPC,
-subnets, gateways, routing), and so on. `all_steps()` is the pipeline; later families append
-their steps here and declare what they depend on -- the engine needs no change.
+subnets, gateways, routing), `steps/security_groups.py` the Aurora and Lambda security groups,
+`steps/secrets.py` the database master secret, `steps/aurora.py` the Aurora global database
+(`EnsureGlobalCluster`, `EnsureReplica`), `steps/dynamodb.py` the DynamoDB global table and
+`steps/s3.py` the buckets and their replication. `all_steps()` is the pipeline; the engine
+orders and parallelises it by each step's `depends_on()`, so a new family appends its steps here
+and needs no engine change.
 """
 
 from __future__ import annotations
 
 from drkit.step import Step
+from steps.aurora import EnsureGlobalCluster, EnsureReplica
 from steps.dynamodb import EnsureGlobalTable
 from steps.s3 import EnsureBucket, EnsureBucketReplication, EnsureReplicationRole
+from steps.secrets import EnsureDbSecret
+from steps.security_groups import EnsureSecurityGroups
 from steps.vpc import EnsureVpc
 
 
@@ -17,6 +24,11 @@ def all_steps() -> list[Step]:
     return [
         EnsureVpc("primary"),
         EnsureVpc("dr"),
+        EnsureSecurityGroups("primary"),
+        EnsureSecurityGroups("dr"),
+        EnsureDbSecret("global"),
+        EnsureGlobalCluster("primary"),
+        EnsureReplica("dr"),
         EnsureGlobalTable("global"),
         EnsureBucket("primary"),
         EnsureBucket("dr"),

@@ -19,12 +19,15 @@ object version and delete marker first -- and the role's inline policy, then the
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from drkit.config import known_regions
-from drkit.errors import AwsCallError, DrkitError
-from drkit.step import Assessment, Change, Desired, Observation, Observed, Step, StepContext
+from drkit.errors import AwsCallError, DrkitError, WaitTimeoutError
+from drkit.step import Assessment, Change, Desired, Observation, Observed, ProbeResult, Step, StepContext
 from drkit.tags import from_aws, is_owned, missing_tags, to_aws
+
+PROBE_TIMEOUT = 15 * 60.0  # Replication Time Control's promise: 99.99% within 15 minutes
 
 BUCKET = "bucket"
 BUCKET_KIND = "bucket"
@@ -553,6 +556,44 @@ class EnsureBucketReplication(Step):
             raise DrkitError(f"{self.key}: {step_key} has recorded no {name}",
                              hint=f"provision {step_key} first (drkit provision runs it before this step)")
         return value
+
+    # Deep verify ---------------------------------------------------------------------------
+    def probe(self, ctx: StepContext) -> list[ProbeResult]:
+        """Put a canary object in the primary bucket; time its arrival in the DR bucket and the
+        source's ReplicationStatus reaching COMPLETED; then delete every version of it."""
+        source, destination = ctx.config.names.bucket("primary"), ctx.config.names.bucket("dr")
+        primary, dr = ctx.config.region("primary"), ctx.config.region("dr")
+        key = f"drkit-canary/{uuid.uuid4()}"
+        check = f"an object put in {source} reaches {destination}"
+        clock = ctx.waiter.clock
+        started = clock.monotonic()
+        ctx.aws.call("s3", primary, "put_object", Bucket=source, Key=key, Body=b"drkit verify --deep",
+                     resource=f"{source}/{key}")
+        try:
+            status = ctx.waiter.until(
+                f"the canary object to replicate to {destination}",
+                lambda: ctx.aws.call("s3", primary, "head_object", Bucket=source, Key=key).get("ReplicationStatus"),
+                lambda value: value in ("COMPLETED", "FAILED"),
+                describe=lambda value: value or "no replication status",
+                timeout=PROBE_TIMEOUT,
+            )
+            arrived = ctx.aws.call("s3", dr, "head_object", Bucket=destination, Key=key, missing_ok=True)
+            seconds = clock.monotonic() - started
+            if status == "COMPLETED" and arrived and arrived.get("ReplicationStatus") == "REPLICA":
+                result = ProbeResult(self.key, dr, check, True, f"COMPLETED in {seconds:.1f}s")
+            else:
+                result = ProbeResult(self.key, dr, check, False, f"source status {status}",
+                                     "the copy is missing from the DR bucket" if not arrived else "")
+        except WaitTimeoutError:
+            result = ProbeResult(self.key, dr, check, False, f"not COMPLETED after {PROBE_TIMEOUT:.0f}s")
+        finally:
+            # Deleting a version is never replicated, so the canary is removed from each bucket.
+            for region, bucket in ((primary, source), (dr, destination)):
+                versions = ctx.aws.call("s3", region, "list_object_versions", Bucket=bucket, Prefix=key)
+                for version in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
+                    ctx.aws.call("s3", region, "delete_object", Bucket=bucket, Key=key,
+                                 VersionId=version["VersionId"], resource=f"{bucket}/{key}")
+        return [result]
 
     def _wait_versioning(self, ctx: StepContext, region: str, bucket: str) -> None:
         ctx.waiter.until(

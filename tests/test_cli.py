@@ -78,11 +78,23 @@ def test_plan_provision_verify_outputs_reprovision_teardown(drkit, sandbox):
     assert verify.exit_code == 0
     assert json.loads(verify.stdout)["counts"]["update"] == 0
 
+    deep = drkit("verify", "--deep", "--json")
+    assert deep.exit_code == 0, deep.output
+    checks = json.loads(deep.stdout)["deep_checks"]
+    assert len(checks) == 3 and all(c["ok"] is True for c in checks)
+
     outputs = json.loads(drkit("outputs", "--json").stdout)
     for role, region in (("primary", PRIMARY), ("dr", DR)):
         vpcs = client(sandbox, region).describe_vpcs(Filters=owned_filters("cli", role))["Vpcs"]
         assert outputs[f"{role}_vpc_id"] == vpcs[0]["VpcId"]
+        rds = boto3.client("rds", region_name=region, endpoint_url=sandbox.endpoint_url,
+                           aws_access_key_id="t", aws_secret_access_key="t")
+        endpoint = rds.describe_db_clusters(DBClusterIdentifier=f"aurora-{role}-cli")["DBClusters"][0]["Endpoint"]
+        assert outputs[f"{role}_aurora_endpoint"] == endpoint
     assert outputs["environment_suffix"] == "cli"
+    assert outputs["primary_bucket_name"] == "dr-primary-bucket-cli" and outputs["dr_bucket_name"] == "dr-secondary-bucket-cli"
+    assert outputs["dynamodb_table_name"] == "payment-transactions-cli"
+    assert not any(key.startswith(("dr_dr_", "primary_primary_")) for key in outputs)
 
     again = drkit("provision", "--yes", "--json")
     assert again.exit_code == 0

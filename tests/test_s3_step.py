@@ -452,3 +452,24 @@ def test_teardown_empties_more_than_a_page_of_versions_in_batches_of_at_most_100
     assert provisioned.teardown().ok
     assert sum(batches) == 1001 and max(batches) <= 1000 and len(batches) == 2
     assert error_code(lambda: client.head_bucket(Bucket=DR_BUCKET)) == "404"
+
+
+def test_deep_verify_times_a_canary_object_and_removes_every_version_of_it(moto, make_s3_runner, s3, clock):
+    runner = make_s3_runner()
+    assert runner.provision().ok
+    [probe] = runner.verify(deep=True).probes
+    # The sandbox completes replication after s3_replication = 5 fake seconds.
+    assert probe.ok is True and probe.region == DR and probe.measured.startswith("COMPLETED in ")
+    assert float(probe.measured.split()[2][:-1]) >= 5.0
+    for region, bucket in ((PRIMARY, PRIMARY_BUCKET), (DR, DR_BUCKET)):
+        listed = s3(region).list_object_versions(Bucket=bucket)
+        assert listed.get("Versions", []) == [] and listed.get("DeleteMarkers", []) == []
+
+
+def test_deep_verify_fails_when_objects_do_not_replicate(moto, make_s3_runner, s3):
+    runner = make_s3_runner()
+    assert runner.provision().ok
+    s3(DR).put_bucket_versioning(Bucket=DR_BUCKET, VersioningConfiguration={"Status": "Suspended"})
+    # Only the replication step is verified: the bucket step would report the versioning drift.
+    [probe] = runner.verify(["ensure_bucket_replication"], deep=True).probes
+    assert probe.ok is False

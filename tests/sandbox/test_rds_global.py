@@ -247,3 +247,17 @@ def test_switchover_target_must_be_a_secondary_member(global_db):
     assert error_code(
         lambda: rds(DR).switchover_global_cluster(GlobalClusterIdentifier="nope", TargetDbClusterIdentifier=outsider["DBClusterArn"])
     ) == "GlobalClusterNotFoundFault"
+
+
+def test_global_cluster_tags_are_kept_and_can_be_changed_by_arn(aws):
+    # CreateGlobalCluster takes Tags, DescribeGlobalClusters returns them as TagList, and the
+    # global cluster's ARN works with AddTagsToResource / ListTagsForResource.
+    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateGlobalCluster.html
+    created = rds(PRIMARY).create_global_cluster(
+        GlobalClusterIdentifier="tagged-global", Engine=ENGINE, Tags=[{"Key": "ManagedBy", "Value": "drkit"}]
+    )["GlobalCluster"]
+    found = rds(PRIMARY).describe_global_clusters(GlobalClusterIdentifier="tagged-global")["GlobalClusters"][0]
+    assert found["TagList"] == [{"Key": "ManagedBy", "Value": "drkit"}]
+    rds(DR).add_tags_to_resource(ResourceName=created["GlobalClusterArn"], Tags=[{"Key": "Project", "Value": "DR"}])
+    tags = rds(PRIMARY).list_tags_for_resource(ResourceName=created["GlobalClusterArn"])["TagList"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"ManagedBy": "drkit", "Project": "DR"}

@@ -29,6 +29,11 @@ _install_lock = threading.Lock()
 _active: dict[str, SandboxTimings] = {}
 
 
+def active_timings() -> SandboxTimings:
+    """The timings the installed extensions read (change them in place to change behaviour)."""
+    return _active.get("timings") or install_all()
+
+
 def install_all(timings: SandboxTimings | None = None) -> SandboxTimings:
     """Install every extension (once per process); later calls update the timings in place."""
     timings = timings or SandboxTimings.from_env()

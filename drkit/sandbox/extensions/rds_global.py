@@ -433,6 +433,31 @@ def install(timings: SandboxTimings) -> None:
 
     RDSBackend.create_global_cluster = create_global_cluster  # type: ignore[method-assign]
 
+    # CreateGlobalCluster keeps its Tags (DescribeGlobalClusters returns them as TagList), and a
+    # global cluster's ARN (arn:aws:rds::ACCOUNT:global-cluster:NAME, no Region) can be tagged.
+    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateGlobalCluster.html
+    # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_Tagging.html
+    original_response_create_global = RDSResponse.create_global_cluster
+
+    def response_create_global_cluster(self: RDSResponse) -> Any:
+        result = original_response_create_global(self)
+        created = result.result["GlobalCluster"] if hasattr(result, "result") else None
+        if created is None:
+            created = _find_global(self.current_account, self.params["GlobalClusterIdentifier"])[1]
+        created.add_tags(self.params.get("Tags") or [])
+        return result
+
+    RDSResponse.create_global_cluster = response_create_global_cluster  # type: ignore[method-assign]
+
+    original_resource_for_tagging = RDSBackend._get_resource_for_tagging
+
+    def resource_for_tagging(self: RDSBackend, arn: str) -> Any:
+        if ":global-cluster:" in arn:
+            return _find_global(self.account_id, arn.rsplit(":", 1)[1])[1]
+        return original_resource_for_tagging(self, arn)
+
+    RDSBackend._get_resource_for_tagging = resource_for_tagging  # type: ignore[method-assign]
+
     def remove_from_global_cluster(
         self: RDSBackend, global_cluster_identifier: str, db_cluster_identifier: str
     ) -> GlobalCluster:

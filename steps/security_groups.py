@@ -1,0 +1,174 @@
+"""ensure_security_groups: one region's security groups for Aurora and for the payment Lambdas.
+
+The Aurora group admits PostgreSQL (TCP 5432) from the region's VPC CIDR and nothing else; the
+Lambda group has no ingress at all. Both keep the egress rule AWS gives every new group (all
+traffic to 0.0.0.0/0): Lambdas need it to reach AWS APIs through the NAT, and it lets Aurora use
+outbound integrations. Rules are compared exactly, so an added rule is drift that provision
+revokes, just as a missing one is authorized again.
+
+Teardown runs after the Aurora and Lambda steps (they depend on this one). A group stays in use
+while any network interface carries it (Lambda's hyperplane ENIs linger for up to 40 minutes
+after their function is gone), so deletion waits for those interfaces to go first.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from drkit.ec2 import SECURITY_GROUP, Found, find_owned
+from drkit.errors import DrkitError
+from drkit.step import Change, Desired, Observation, Observed, Step, StepContext, known
+from drkit.tags import tag_specifications, to_aws
+
+POSTGRES_PORT = 5432
+ALL_TRAFFIC = "-1"
+ANYWHERE = "0.0.0.0/0"
+AURORA = "aurora-sg"
+LAMBDA = "lambda-sg"
+
+# AWS adds this egress rule to every security group it creates in a VPC.
+# https://docs.aws.amazon.com/vpc/latest/userguide/default-security-group.html
+DEFAULT_EGRESS = {"protocol": ALL_TRAFFIC, "from_port": None, "to_port": None, "source": ANYWHERE}
+
+# An ENI (RDS, Lambda hyperplane) still attached to the group: EC2 refuses the delete until it is gone.
+STILL_IN_USE = frozenset({"DependencyViolation", "InvalidGroup.InUse"})
+
+
+def rule(protocol: str, source: str, from_port: int | None = None, to_port: int | None = None) -> dict[str, Any]:
+    """One permission for one source, the unit drkit compares (descriptions are not compared)."""
+    return {"protocol": protocol, "from_port": from_port, "to_port": to_port, "source": source}
+
+
+def rules_of(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """EC2's IpPermissions flattened to one rule per source, sorted, so equal sets compare equal."""
+    rules = []
+    for permission in permissions:
+        protocol = str(permission.get("IpProtocol"))
+        ports = (None, None) if protocol == ALL_TRAFFIC else (permission.get("FromPort"), permission.get("ToPort"))
+        sources = (
+            [r["CidrIp"] for r in permission.get("IpRanges", [])]
+            + [r["CidrIpv6"] for r in permission.get("Ipv6Ranges", [])]
+            + [p["GroupId"] for p in permission.get("UserIdGroupPairs", [])]
+            + [p["PrefixListId"] for p in permission.get("PrefixListIds", [])]
+        )
+        rules += [rule(protocol, source, *ports) for source in sources]
+    return sorted_rules(rules)
+
+
+def sorted_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rules, key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def permission_for(one: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    """The IpPermissions entry that grants (or revokes) exactly one rule."""
+    permission: dict[str, Any] = {"IpProtocol": one["protocol"]}
+    if one["from_port"] is not None:
+        permission.update(FromPort=one["from_port"], ToPort=one["to_port"])
+    source = one["source"]
+    extra = {"Description": description} if description else {}
+    if source.startswith("sg-"):
+        permission["UserIdGroupPairs"] = [{"GroupId": source, **extra}]
+    elif source.startswith("pl-"):
+        permission["PrefixListIds"] = [{"PrefixListId": source, **extra}]
+    elif ":" in source:
+        permission["Ipv6Ranges"] = [{"CidrIpv6": source, **extra}]
+    else:
+        permission["IpRanges"] = [{"CidrIp": source, **extra}]
+    return permission
+
+
+class EnsureSecurityGroups(Step):
+    name = "ensure_security_groups"
+
+    KEYS = [AURORA, LAMBDA]
+
+    def depends_on(self) -> tuple[str, ...]:
+        return (f"ensure_vpc:{self.role}",)
+
+    # Observe -------------------------------------------------------------------------------
+    def observe(self, ctx: StepContext) -> Observation:
+        found = find_owned(ctx, SECURITY_GROUP, self.KEYS)
+        return Observation({key: self._observed(item) for key, item in found.items()})
+
+    def _observed(self, found: Found) -> Observed:
+        raw = found.raw
+        attrs = {
+            "vpc_id": raw["VpcId"],
+            "ingress": rules_of(raw.get("IpPermissions", [])),
+            "egress": rules_of(raw.get("IpPermissionsEgress", [])),
+        }
+        return Observed("security_group", found.key, raw["GroupId"], attrs=attrs, tags=found.tags, owned=found.owned)
+
+    # Decide --------------------------------------------------------------------------------
+    def desired(self, ctx: StepContext, observation: Observation) -> list[Desired]:
+        vpc = f"ensure_vpc:{self.role}"
+        vpc_id = ctx.dependency_output(vpc, "vpc_id")
+        vpc_cidr = ctx.dependency_output(vpc, "vpc_cidr") or ctx.config.networks[self.role].vpc_cidr
+        ingress = {
+            AURORA: [rule("tcp", vpc_cidr, POSTGRES_PORT, POSTGRES_PORT)],
+            LAMBDA: [],
+        }
+        resources = []
+        for key in self.KEYS:
+            name = self._group_name(ctx, key)
+            attrs = known({"vpc_id": vpc_id, "ingress": sorted_rules(ingress[key]), "egress": [DEFAULT_EGRESS]})
+            resources.append(Desired("security_group", key, name, attrs, ctx.tags_for(key, name), frozenset({"vpc_id"})))
+        return resources
+
+    def _group_name(self, ctx: StepContext, key: str) -> str:
+        return ctx.config.names.security_group(self.role, key.removesuffix("-sg"))
+
+    def outputs(self, ctx: StepContext) -> dict[str, Any]:
+        return {
+            "aurora_security_group_id": ctx.recorded_id(AURORA),
+            "lambda_security_group_id": ctx.recorded_id(LAMBDA),
+        }
+
+    # Apply ---------------------------------------------------------------------------------
+    def create_security_group(self, ctx: StepContext, change: Change) -> None:
+        vpc_id = ctx.dependency_output(f"ensure_vpc:{self.role}", "vpc_id")
+        if not vpc_id:
+            raise DrkitError(f"{self.key}: the VPC of ensure_vpc:{self.role} must exist first")
+        description = {
+            AURORA: "Aurora PostgreSQL: TCP 5432 from this VPC only",
+            LAMBDA: "Payment Lambda functions: outbound only",
+        }[change.key]
+        group_id = ctx.call(
+            "ec2", "create_security_group", GroupName=change.name, Description=description, VpcId=vpc_id,
+            TagSpecifications=tag_specifications(SECURITY_GROUP.resource_type, ctx.tags_for(change.key, change.name)),
+            resource=change.name,
+        )["GroupId"]
+        ctx.record(change.key, "security_group", group_id)
+        self._converge_rules(ctx, group_id, "ingress", change.expected["ingress"], [])
+        self._converge_rules(ctx, group_id, "egress", change.expected["egress"], [DEFAULT_EGRESS])
+
+    def update_security_group(self, ctx: StepContext, change: Change) -> None:
+        if change.attribute == "tags":
+            ctx.call("ec2", "create_tags", Resources=[change.resource_id], Tags=to_aws(change.expected),
+                     resource=change.resource_id)
+            return
+        self._converge_rules(ctx, change.resource_id, change.attribute, change.expected, change.actual or [])
+
+    def _converge_rules(self, ctx: StepContext, group_id: str, direction: str, wanted: list, current: list) -> None:
+        """Revoke what is not wanted, then authorize what is missing (one rule per call)."""
+        suffix = "ingress" if direction == "ingress" else "egress"
+        for extra in (r for r in current if r not in wanted):
+            ctx.call("ec2", f"revoke_security_group_{suffix}", GroupId=group_id,
+                     IpPermissions=[permission_for(extra)], missing_ok=True, resource=group_id)
+        for missing in (r for r in wanted if r not in current):
+            ctx.call("ec2", f"authorize_security_group_{suffix}", GroupId=group_id,
+                     IpPermissions=[permission_for(missing, "managed by drkit")], resource=group_id)
+
+    # Delete --------------------------------------------------------------------------------
+    def delete_security_group(self, ctx: StepContext, change: Change) -> None:
+        group_id = change.resource_id
+        ctx.waiter.until(
+            f"network interfaces using security group {group_id} in {ctx.region} to be gone",
+            lambda: ctx.aws.paginate("ec2", ctx.region, "describe_network_interfaces", "NetworkInterfaces",
+                                     Filters=[{"Name": "group-id", "Values": [group_id]}]),
+            lambda interfaces: not interfaces,
+            describe=lambda interfaces: ", ".join(i["NetworkInterfaceId"] for i in interfaces) + " still attached",
+        )
+        ctx.call("ec2", "delete_security_group", GroupId=group_id, missing_ok=True, retry_codes=STILL_IN_USE,
+                 resource=group_id)

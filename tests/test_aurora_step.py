@@ -1,0 +1,386 @@
+"""The Aurora global database (ensure_db_secret, ensure_global_cluster, ensure_replica) against
+moto and drkit's rds_global sandbox extension, proved by reading AWS back with boto3."""
+
+from __future__ import annotations
+
+import io
+import json
+import string
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from drkit.aws import RetryPolicy
+from drkit.config import build_config
+from drkit.logs import make_logger
+from drkit.runner import Runner, audit_path
+from steps.aurora import EnsureGlobalCluster, EnsureReplica
+from steps.secrets import EnsureDbSecret, generate_master_password
+from steps.security_groups import EnsureSecurityGroups
+from steps.vpc import EnsureVpc
+from tests.conftest import DR, PRIMARY, owned_filters
+
+SECRET = "drkit/test/aurora-master-password"
+VPC_OPERATIONS = {"describe_vpcs", "describe_subnets", "describe_internet_gateways", "describe_addresses",
+                  "describe_nat_gateways", "describe_route_tables", "describe_vpc_attribute"}
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: not an Exception, so nothing in drkit may catch it."""
+
+
+def pipeline(**options: Any) -> list:
+    return [EnsureVpc("primary"), EnsureVpc("dr"), EnsureSecurityGroups("primary"), EnsureSecurityGroups("dr"),
+            EnsureDbSecret(), EnsureGlobalCluster(**options), EnsureReplica()]
+
+
+@pytest.fixture
+def make_aurora_runner(tmp_path: Path, clock) -> Callable[..., Runner]:
+    def factory(env: str = "test", *, steps: list | None = None, log: Any = None, force: bool = False) -> Runner:
+        config = build_config({"env": env, "state": str(tmp_path / f"{env}.state.json")}, environ={})
+        return Runner(config, pipeline() if steps is None else steps, clock=clock,
+                      log=log or make_logger("json", level="warning"), retry=RetryPolicy(botocore_max_attempts=1),
+                      force=force)
+
+    return factory
+
+
+def rds(region: str) -> Any:
+    return boto3.client("rds", region_name=region)
+
+
+def secrets(region: str = PRIMARY) -> Any:
+    return boto3.client("secretsmanager", region_name=region)
+
+
+def tags_of(tag_list: list[dict]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tag_list}
+
+
+def drkit_tags(role: str, step: str, key: str, name: str) -> dict[str, str]:
+    return {"Name": name, "Environment": "test", "Project": "DisasterRecovery", "ManagedBy": "drkit",
+            "DR-Role": role, "drkit:step": step, "drkit:resource": key}
+
+
+def cluster(region: str, name: str) -> dict:
+    return rds(region).describe_db_clusters(DBClusterIdentifier=name)["DBClusters"][0]
+
+
+def instance(region: str, name: str) -> dict:
+    return rds(region).describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
+
+
+def global_cluster() -> dict:
+    return rds(PRIMARY).describe_global_clusters(GlobalClusterIdentifier="aurora-global-test")["GlobalClusters"][0]
+
+
+def capture(runner: Runner, region: str, operation: str) -> list[dict]:
+    """The parameters of every `operation` (API name) drkit sends to RDS in `region`."""
+    seen: list[dict] = []
+    runner.aws.client("rds", region).meta.events.register(
+        f"before-parameter-build.rds.{operation}", lambda params, **_: seen.append(dict(params)))
+    return seen
+
+
+def test_provision_builds_the_global_database_as_specified(moto, make_aurora_runner, ec2):
+    runner = make_aurora_runner()
+    created = capture(runner, PRIMARY, "CreateDBCluster")
+    created_dr = capture(runner, DR, "CreateDBCluster")
+    outcome = runner.provision()
+    assert outcome.ok, [r.error for r in outcome.failed]
+
+    glob = global_cluster()
+    primary, dr = cluster(PRIMARY, "aurora-primary-test"), cluster(DR, "aurora-dr-test")
+    assert (glob["Engine"], glob["EngineVersion"], glob["StorageEncrypted"], glob["DeletionProtection"]) == (
+        "aurora-postgresql", "14.6", True, False)
+    assert {m["DBClusterArn"]: m["IsWriter"] for m in glob["GlobalClusterMembers"]} == {
+        primary["DBClusterArn"]: True, dr["DBClusterArn"]: False}
+    assert tags_of(glob["TagList"]) == drkit_tags("global", "ensure_global_cluster", "global-cluster", "aurora-global-test")
+
+    for found, region, role, step in ((primary, PRIMARY, "primary", "ensure_global_cluster"),
+                                      (dr, DR, "dr", "ensure_replica")):
+        client, mine = ec2(region), owned_filters("test")
+        groups = {g["GroupName"]: g["GroupId"] for g in client.describe_security_groups(Filters=mine)["SecurityGroups"]}
+        subnets = {tags_of(s["Tags"])["Name"]: s["SubnetId"] for s in client.describe_subnets(Filters=mine)["Subnets"]}
+        assert found["Status"] == "available"
+        assert (found["Engine"], found["EngineVersion"]) == ("aurora-postgresql", "14.6")
+        assert found["StorageEncrypted"] is True and found["DeletionProtection"] is False
+        assert found["BackupRetentionPeriod"] == 1
+        assert found["DBSubnetGroup"] == f"aurora-subnets-{role}-test"
+        assert [g["VpcSecurityGroupId"] for g in found["VpcSecurityGroups"]] == [groups[f"aurora-sg-{role}-test"]]
+        assert tags_of(found["TagList"]) == drkit_tags(role, step, "cluster", f"aurora-{role}-test")
+
+        group = rds(region).describe_db_subnet_groups(DBSubnetGroupName=f"aurora-subnets-{role}-test")["DBSubnetGroups"][0]
+        assert sorted(s["SubnetIdentifier"] for s in group["Subnets"]) == sorted(
+            subnets[f"private-subnet-{i}-{role}-test"] for i in (1, 2, 3))
+        group_tags = rds(region).list_tags_for_resource(ResourceName=group["DBSubnetGroupArn"])["TagList"]
+        assert tags_of(group_tags) == drkit_tags(role, step, "db-subnet-group", f"aurora-subnets-{role}-test")
+
+        writer_or_reader = instance(region, f"aurora-{role}-test-1")
+        assert writer_or_reader["DBInstanceStatus"] == "available"
+        assert writer_or_reader["DBClusterIdentifier"] == f"aurora-{role}-test"
+        assert writer_or_reader["DBInstanceClass"] == "db.r5.large"
+        assert writer_or_reader["PubliclyAccessible"] is False
+        assert tags_of(writer_or_reader["TagList"]) == drkit_tags(role, step, "instance", f"aurora-{role}-test-1")
+
+    # The secondary is encrypted with the DR region's own RDS key.
+    dr_key = boto3.client("kms", region_name=DR).describe_key(KeyId="alias/aws/rds")["KeyMetadata"]["Arn"]
+    assert dr["KmsKeyId"] == dr_key
+
+    # Credentials: the secret's, given to the primary only; the secondary gets none.
+    credentials = json.loads(secrets().get_secret_value(SecretId=SECRET)["SecretString"])
+    assert [c["DBClusterIdentifier"] for c in created] == ["aurora-primary-test"]
+    assert (created[0]["MasterUsername"], created[0]["MasterUserPassword"]) == (credentials["username"], credentials["password"])
+    assert primary["MasterUsername"] == "dbadmin"
+    assert [c["DBClusterIdentifier"] for c in created_dr] == ["aurora-dr-test"]
+    assert not {"MasterUsername", "MasterUserPassword", "ManageMasterUserPassword"} & set(created_dr[0])
+
+    # The secret lives in the primary region with a replica in the DR region.
+    described = secrets().describe_secret(SecretId=SECRET)
+    assert [r["Region"] for r in described["ReplicationStatus"]] == [DR]
+    assert secrets(DR).describe_secret(SecretId=SECRET)["PrimaryRegion"] == PRIMARY
+    assert tags_of(described["Tags"]) == drkit_tags("global", "ensure_db_secret", "db-secret", SECRET)
+
+    outputs = runner.outputs()
+    assert outputs["ensure_global_cluster:primary"]["primary_aurora_endpoint"] == primary["Endpoint"]
+    assert outputs["ensure_global_cluster:primary"]["global_cluster_arn"] == glob["GlobalClusterArn"]
+    assert outputs["ensure_replica:dr"]["dr_aurora_endpoint"] == dr["Endpoint"]
+    assert outputs["ensure_db_secret:global"]["db_secret_arn"] == described["ARN"]
+    assert runner.verify().changes == []
+
+
+def test_converged_rerun_and_lost_state_change_nothing(moto, make_aurora_runner):
+    runner = make_aurora_runner()
+    runner.provision()
+    recorded = runner.outputs()
+
+    runner.aws.stats.__init__()
+    outcome = runner.provision()
+    assert outcome.ok and outcome.changes == [] and not outcome.applied
+    assert runner.aws.stats.mutating == 0, runner.aws.stats.mutating_calls
+    # About one read per resource: 12 resources (4 security groups, the secret, 2 subnet
+    # groups, the global cluster, 2 clusters, 2 instances); subnet groups need a tag read.
+    reads = sum(n for op, n in runner.aws.stats.by_operation.items() if op.split(".")[1] not in VPC_OPERATIONS)
+    assert reads <= 14, runner.aws.stats.by_operation
+
+    runner.config.state_path.unlink()
+    adopted = make_aurora_runner()
+    adopted.aws.stats.__init__()
+    assert adopted.provision().ok
+    assert adopted.aws.stats.mutating == 0, adopted.aws.stats.mutating_calls
+    assert adopted.outputs() == recorded  # ARNs and endpoints found again
+    assert [c["DBClusterIdentifier"] for c in rds(PRIMARY).describe_db_clusters()["DBClusters"]] == ["aurora-primary-test"]
+    assert adopted.verify().changes == []
+
+
+def test_drift_is_reported_then_repaired_and_roles_are_only_reported(moto, make_aurora_runner, clock):
+    runner = make_aurora_runner()
+    runner.provision()
+    dr_arn = cluster(DR, "aurora-dr-test")["DBClusterArn"]
+    rds(PRIMARY).modify_db_cluster(DBClusterIdentifier="aurora-primary-test", BackupRetentionPeriod=7,
+                                   DeletionProtection=True, ApplyImmediately=True)
+    rds(DR).modify_db_instance(DBInstanceIdentifier="aurora-dr-test-1", DBInstanceClass="db.r6g.large", ApplyImmediately=True)
+    rds(DR).remove_tags_from_resource(ResourceName=dr_arn, TagKeys=["Project"])
+    secrets().remove_regions_from_replication(SecretId=SECRET, RemoveReplicaRegions=[DR])
+
+    findings = {(f.step, f.key, f.attribute) for f in runner.verify().changes}
+    assert findings == {
+        ("ensure_global_cluster:primary", "cluster", "backup_retention_period"),
+        ("ensure_global_cluster:primary", "cluster", "deletion_protection"),
+        ("ensure_replica:dr", "instance", "db_instance_class"),
+        ("ensure_replica:dr", "cluster", "tags"),
+        ("ensure_db_secret:global", "db-secret", "replica_regions"),
+    }
+    assert runner.provision().ok
+    assert runner.verify().changes == []
+    repaired = cluster(PRIMARY, "aurora-primary-test")
+    assert (repaired["BackupRetentionPeriod"], repaired["DeletionProtection"]) == (1, False)
+    assert instance(DR, "aurora-dr-test-1")["DBInstanceClass"] == "db.r5.large"
+    assert tags_of(cluster(DR, "aurora-dr-test")["TagList"])["Project"] == "DisasterRecovery"
+    assert [r["Region"] for r in secrets().describe_secret(SecretId=SECRET)["ReplicationStatus"]] == [DR]
+
+    # A switchover makes the DR cluster the writer: verify says so; provision never switches back.
+    rds(DR).switchover_global_cluster(GlobalClusterIdentifier="aurora-global-test", TargetDbClusterIdentifier=dr_arn)
+    clock.sleep(3600)  # the sandbox completes the switchover on the shared fake clock
+    roles = {(f.step, f.attribute, f.actual) for f in runner.verify().changes}
+    assert roles == {("ensure_global_cluster:primary", "is_writer", False), ("ensure_replica:dr", "is_writer", True)}
+    assert runner.plan().changes == []
+
+
+@pytest.mark.parametrize("waiting_for,region,create", [
+    ("Aurora cluster aurora-primary-test in", PRIMARY, "create_db_cluster"),
+    ("Aurora instance aurora-dr-test-1 in", DR, "create_db_instance"),
+])
+def test_a_run_killed_while_waiting_resumes_without_a_second_one(moto, make_aurora_runner, waiting_for, region, create):
+    victim = make_aurora_runner()
+
+    def killed_while_waiting(line: str) -> None:
+        if line.startswith(f"waiting for {waiting_for}"):
+            raise Killed(line)
+
+    victim.waiter.progress = killed_while_waiting
+    with pytest.raises(Killed):
+        victim.provision()
+
+    resumed = make_aurora_runner()
+    outcome = resumed.provision()
+    assert outcome.ok, [r.error for r in outcome.failed]
+    assert ("rds", region, create) not in resumed.aws.stats.mutating_calls
+    kind = "db_cluster" if create == "create_db_cluster" else "db_instance"
+    assert [c.kind for c in outcome.changes if c.action == "wait"] == [kind]  # it waited for the one found creating
+    assert len(rds(region).describe_db_clusters()["DBClusters"]) == 1
+    assert len(rds(region).describe_db_instances()["DBInstances"]) == 1
+    assert resumed.verify().changes == []
+
+
+def test_teardown_order_scope_and_the_password_never_written(moto, make_aurora_runner, ec2):
+    log = io.StringIO()
+    runner = make_aurora_runner(log=make_logger("json", stream=log, level="debug"))
+    outcome = runner.provision()
+    password = json.loads(secrets().get_secret_value(SecretId=SECRET)["SecretString"])["password"]
+    # Another env's cluster and secret, tagged like drkit's: teardown must not touch them.
+    foreign_tags = [{"Key": k, "Value": "other" if k == "Environment" else v}
+                    for k, v in drkit_tags("primary", "ensure_global_cluster", "cluster", "aurora-primary-other").items()]
+    rds(PRIMARY).create_db_cluster(DBClusterIdentifier="aurora-primary-other", Engine="aurora-postgresql",
+                                   MasterUsername="other", MasterUserPassword="other-password-1", Tags=foreign_tags)
+    secrets().create_secret(Name="drkit/other/aurora-master-password", SecretString="{}", Tags=foreign_tags)
+
+    # The primary may not leave the global database while the secondary is in it.
+    refused = runner.teardown(["ensure_global_cluster:primary"])
+    assert refused.failed and "still has secondary" in refused.failed[0].error.message
+    assert instance(PRIMARY, "aurora-primary-test-1")["DBInstanceStatus"] == "available"
+
+    dr_status_at_delete: list[tuple[str, bool]] = []
+
+    def record_dr_cluster(**_: Any) -> None:
+        members = {m["DBClusterArn"] for m in global_cluster()["GlobalClusterMembers"]}
+        found = cluster(DR, "aurora-dr-test")
+        dr_status_at_delete.append((found["Status"], found["DBClusterArn"] in members))
+
+    runner.aws.client("rds", DR).meta.events.register("before-call.rds.DeleteDBInstance", record_dr_cluster)
+    delete_secret: list[dict] = []
+    runner.aws.client("secretsmanager", PRIMARY).meta.events.register(
+        "before-parameter-build.secretsmanager.DeleteSecret", lambda params, **_: delete_secret.append(dict(params)))
+    audit = audit_path(runner.config)
+    already = len(audit.read_text().splitlines())
+
+    done = runner.teardown()
+    assert done.ok, [r.error for r in done.failed]
+
+    calls = [json.loads(line) for line in audit.read_text().splitlines()[already:]]
+    assert [(c["region"], c["operation"]) for c in calls if c["service"] == "rds"] == [
+        (DR, "remove_from_global_cluster"), (DR, "delete_db_instance"), (DR, "delete_db_cluster"),
+        (DR, "delete_db_subnet_group"),
+        (PRIMARY, "remove_from_global_cluster"), (PRIMARY, "delete_db_instance"), (PRIMARY, "delete_db_cluster"),
+        (PRIMARY, "delete_global_cluster"), (PRIMARY, "delete_db_subnet_group"),
+    ]
+    assert dr_status_at_delete == [("available", False)]  # promotion after detaching was waited out
+    assert [c["operation"] for c in calls if c["service"] == "secretsmanager"] == [
+        "remove_regions_from_replication", "delete_secret"]
+    assert delete_secret == [{"SecretId": delete_secret[0]["SecretId"], "RecoveryWindowInDays": 7}]
+
+    for region in (PRIMARY, DR):
+        left = [c["DBClusterIdentifier"] for c in rds(region).describe_db_clusters()["DBClusters"]]
+        assert left == (["aurora-primary-other"] if region == PRIMARY else [])
+        assert rds(region).describe_db_instances()["DBInstances"] == []
+        groups = [g["DBSubnetGroupName"] for g in rds(region).describe_db_subnet_groups()["DBSubnetGroups"]]
+        assert not [g for g in groups if g.startswith("aurora-subnets-")]
+        assert ec2(region).describe_security_groups(Filters=owned_filters("test"))["SecurityGroups"] == []
+    assert rds(PRIMARY).describe_global_clusters()["GlobalClusters"] == []
+    assert secrets().describe_secret(SecretId=SECRET).get("DeletedDate") is not None
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        secrets(DR).describe_secret(SecretId=SECRET)
+    assert secrets().describe_secret(SecretId="drkit/other/aurora-master-password").get("DeletedDate") is None
+    assert runner.plan_teardown().changes == []
+
+    # Waits were reported as they went.
+    lines = log.getvalue()
+    assert "waiting for Aurora cluster aurora-primary-test in us-east-1 to be available: creating" in lines
+    assert "waiting for Aurora cluster aurora-dr-test in us-east-2 to leave aurora-global-test" in lines
+
+    # The password is in the secret and in the one create call, nowhere drkit writes.
+    assert password not in runner.config.state_path.read_text()
+    assert password not in audit.read_text()
+    assert password not in lines
+    assert password not in json.dumps([c.as_dict() for c in outcome.changes + done.changes], default=str)
+    assert password not in json.dumps(runner.outputs())
+
+
+def test_a_secret_scheduled_for_deletion_is_restored_by_provision(moto, make_aurora_runner):
+    runner = make_aurora_runner(steps=[EnsureDbSecret()])
+    runner.provision()
+    first = secrets().get_secret_value(SecretId=SECRET)
+    runner.teardown()
+    assert secrets().describe_secret(SecretId=SECRET).get("DeletedDate") is not None
+    assert runner.plan_teardown().changes == []  # already scheduled: nothing more to do
+
+    again = make_aurora_runner(steps=[EnsureDbSecret()])
+    assert again.provision().ok
+    operations = [op for _, _, op in again.aws.stats.mutating_calls]
+    assert operations == ["restore_secret", "replicate_secret_to_regions"]
+    described = secrets().describe_secret(SecretId=SECRET)
+    assert described.get("DeletedDate") is None and described["ARN"] == first["ARN"]
+    assert [r["Region"] for r in described["ReplicationStatus"]] == [DR]
+    assert secrets().get_secret_value(SecretId=SECRET)["SecretString"] == first["SecretString"]
+    assert again.verify().changes == []
+
+
+def test_forced_teardown_deletes_the_secret_and_its_replica_at_once(moto, make_aurora_runner):
+    runner = make_aurora_runner(steps=[EnsureDbSecret()], force=True)
+    runner.provision()
+    assert runner.teardown().ok
+    for region in (PRIMARY, DR):
+        with pytest.raises(ClientError, match="ResourceNotFoundException"):
+            secrets(region).describe_secret(SecretId=SECRET)
+    assert secrets().list_secrets(IncludePlannedDeletion=True)["SecretList"] == []
+
+
+def test_an_engine_version_the_region_does_not_offer_fails_before_any_change(moto, make_aurora_runner):
+    runner = make_aurora_runner(steps=pipeline(engine_version="9.9"))
+    outcome = runner.provision()
+    failed = {r.step.key: r.error for r in outcome.failed}
+    assert list(failed) == ["ensure_global_cluster:primary"]
+    assert "does not offer aurora-postgresql 9.9 on db.r5.large" in failed["ensure_global_cluster:primary"].message
+    assert runner.aws.stats.mutating == 0
+
+
+def test_generated_passwords_are_ones_rds_accepts():
+    # 8-41 printable ASCII characters, none of '/', '"', '@' or space.
+    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBCluster.html
+    passwords = {generate_master_password() for _ in range(200)}
+    assert len(passwords) == 200
+    for password in passwords:
+        assert 8 <= len(password) <= 41
+        assert set(password) <= set(string.printable) - set('/"@ \t\n\r\x0b\x0c')
+
+
+def test_deep_verify_reads_the_replication_lag(moto, make_aurora_runner):
+    runner = make_aurora_runner()
+    assert runner.provision().ok
+    [probe] = runner.verify(["ensure_replica"], deep=True).probes
+    assert (probe.ok, probe.region, probe.measured) == (True, DR, "max 120 ms over 1 minute(s)")
+
+
+def test_deep_verify_fails_a_lag_over_one_second(moto, make_aurora_runner):
+    from drkit.sandbox.extensions import active_timings
+
+    active_timings().aurora_replication_lag_ms = 1500.0
+    runner = make_aurora_runner()
+    assert runner.provision().ok
+    [probe] = runner.verify(["ensure_replica"], deep=True).probes
+    assert probe.ok is False and probe.measured == "max 1500 ms over 1 minute(s)"
+
+
+def test_deep_verify_says_no_data_rather_than_passing(moto, make_aurora_runner):
+    from drkit.state import load_state
+
+    runner = make_aurora_runner()
+    assert runner.provision().ok
+    replica = next(s for s in runner.pipeline.steps if s.key == "ensure_replica:dr")
+    rds(PRIMARY).remove_from_global_cluster(GlobalClusterIdentifier="aurora-global-test",
+                                            DbClusterIdentifier=cluster(DR, "aurora-dr-test")["DBClusterArn"])
+    [probe] = replica.probe(runner.context(replica, load_state(runner.config, persist=False)))
+    assert probe.ok is None and probe.measured.startswith("no datapoints")
