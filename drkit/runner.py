@@ -14,11 +14,10 @@ from typing import Any, Callable, Sequence
 from drkit.aws import AuditLog, AwsGateway, RetryPolicy
 from drkit.clock import Clock, SystemClock
 from drkit.config import Config
-from drkit.errors import RefusedChangeError
 from drkit.logs import make_logger
 from drkit.pipeline import Pipeline, StepResult
 from drkit.state import State, StateLock, load_state
-from drkit.step import DELETE, MUTATING_ACTIONS, REPLACE, WAIT, Assessment, Step, StepContext
+from drkit.step import DELETE, MUTATING_ACTIONS, WAIT, Assessment, Step, StepContext, refuse_replacements
 from drkit.waiters import WaitPolicy, Waiter
 
 Confirm = Callable[[list[StepResult]], bool]
@@ -137,13 +136,7 @@ class Runner:
             outcome = Outcome(planned)
             if outcome.failed:
                 return outcome
-            refused = [c for c in outcome.changes if c.action == REPLACE]
-            if refused:
-                raise RefusedChangeError(
-                    f"{refused[0].step}: {refused[0].describe()}"
-                    + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""),
-                    hint="drkit does not replace resources in place; revert the configuration or tear down first",
-                )
+            refuse_replacements(outcome.changes)
             needs_work = {r.step.key for r in planned if any(c.action in MUTATING_ACTIONS | {WAIT} for c in r.changes)}
             if needs_work and not confirm(planned):
                 return Outcome(planned, declined=True)

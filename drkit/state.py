@@ -33,7 +33,7 @@ class State:
         self._lock = threading.RLock()
 
     @classmethod
-    def new(cls, path: Path, config: Config) -> "State":
+    def new(cls, path: Path, config: Config, *, persist: bool = True) -> "State":
         data = {
             "version": STATE_VERSION,
             "env": config.env,
@@ -41,7 +41,7 @@ class State:
             "dr_region": config.dr_region,
             "steps": {},
         }
-        return cls(path, data)
+        return cls(path, data, persist=persist)
 
     # Reading -------------------------------------------------------------------------------
     def resource(self, step: str, key: str) -> dict[str, Any] | None:
@@ -135,9 +135,7 @@ def load_state(config: Config, *, persist: bool = True) -> State:
     """Load the state for `config`, or start a new one; refuse a corrupt or foreign file."""
     path = config.state_path
     if not path.exists():
-        state = State.new(path, config)
-        state._persist = persist
-        return state
+        return State.new(path, config, persist=persist)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

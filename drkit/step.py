@@ -175,6 +175,17 @@ def decide(step: str, region: str, desired: Sequence[Desired], observation: Obse
     return changes
 
 
+def refuse_replacements(changes: Sequence[Change]) -> None:
+    """Stop before any change if one of them would need a replacement (drkit never replaces)."""
+    refused = [c for c in changes if c.action == REPLACE]
+    if refused:
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise RefusedChangeError(
+            f"{refused[0].step}: {refused[0].describe()}{more}",
+            hint="drkit does not replace resources in place; revert the configuration or tear down first",
+        )
+
+
 def decide_teardown(step: str, region: str, desired: Sequence[Desired], observation: Observation) -> list[Change]:
     """Delete what exists, in reverse creation order; leave what drkit cannot prove it owns."""
     changes: list[Change] = []
@@ -333,12 +344,7 @@ class Step(abc.ABC):
         assessment = assessment or self.assess(ctx)
         self.adopt(ctx, assessment.desired, assessment.observation)
         changes = assessment.changes
-        refused = [c for c in changes if c.action == REPLACE]
-        if refused:
-            raise RefusedChangeError(
-                f"{self.key}: {refused[0].describe()}" + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""),
-                hint="drkit does not replace resources in place; revert the configuration or tear down first",
-            )
+        refuse_replacements(changes)
         for change in changes:
             ctx.check_interrupt()
             self.apply(ctx, change)
