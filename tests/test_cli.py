@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import boto3
 import botocore.client
@@ -55,12 +56,17 @@ def drkit(sandbox, tmp_path):
             command, rest = list(args[:2]), list(args[2:])
         return runner.invoke(main, [*command, *rest, *base], input=input, catch_exceptions=False)
 
+    run.state_dir = tmp_path
     return run
 
 
-def client(sandbox, region=PRIMARY):
-    return boto3.client("ec2", region_name=region, endpoint_url=sandbox.endpoint_url,
+def aws(sandbox, service, region=PRIMARY):
+    return boto3.client(service, region_name=region, endpoint_url=sandbox.endpoint_url,
                         aws_access_key_id="t", aws_secret_access_key="t")
+
+
+def client(sandbox, region=PRIMARY):
+    return aws(sandbox, "ec2", region)
 
 
 def test_plan_provision_verify_outputs_reprovision_teardown(drkit, sandbox):
@@ -72,6 +78,7 @@ def test_plan_provision_verify_outputs_reprovision_teardown(drkit, sandbox):
     provision = drkit("provision", "--yes")
     assert provision.exit_code == 0, provision.output
     assert "provision done" in provision.output
+    printed = [provision.output]
 
     verify = drkit("verify", "--json")
     assert verify.exit_code == 0
@@ -86,9 +93,7 @@ def test_plan_provision_verify_outputs_reprovision_teardown(drkit, sandbox):
     for role, region in (("primary", PRIMARY), ("dr", DR)):
         vpcs = client(sandbox, region).describe_vpcs(Filters=owned_filters("cli", role))["Vpcs"]
         assert outputs[f"{role}_vpc_id"] == vpcs[0]["VpcId"]
-        rds = boto3.client("rds", region_name=region, endpoint_url=sandbox.endpoint_url,
-                           aws_access_key_id="t", aws_secret_access_key="t")
-        endpoint = rds.describe_db_clusters(DBClusterIdentifier=f"aurora-{role}-cli")["DBClusters"][0]["Endpoint"]
+        endpoint = aws(sandbox, "rds", region).describe_db_clusters(DBClusterIdentifier=f"aurora-{role}-cli")["DBClusters"][0]["Endpoint"]
         assert outputs[f"{role}_aurora_endpoint"] == endpoint
     assert outputs["environment_suffix"] == "cli"
     assert outputs["primary_bucket_name"] == "dr-primary-bucket-cli" and outputs["dr_bucket_name"] == "dr-secondary-bucket-cli"
@@ -104,10 +109,24 @@ def test_plan_provision_verify_outputs_reprovision_teardown(drkit, sandbox):
     assert dry.exit_code == 0 and "- delete vpc vpc-primary-cli" in dry.output
     assert len(client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"]) == 1
 
-    down = drkit("teardown", "--yes")
+    printed += [verify.output, deep.output, again.output, dry.output]
+    secret = aws(sandbox, "secretsmanager").get_secret_value(SecretId="drkit/cli/aurora-master-password")
+    password = json.loads(secret["SecretString"])["password"]
+    state_dir = Path(drkit.state_dir)
+    written = [p.read_text() for p in state_dir.iterdir() if p.is_file()]
+    assert len(password) >= 16 and not any(password in text for text in printed + written)
+
+    down = drkit("teardown", "--yes", "--force")
     assert down.exit_code == 0, down.output
+    assert drkit("teardown", "--dry-run").output.count("- delete") == 0
     for region in (PRIMARY, DR):
         assert client(sandbox, region).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"] == []
+        assert aws(sandbox, "rds", region).describe_db_clusters()["DBClusters"] == []
+        assert aws(sandbox, "dynamodb", region).list_tables()["TableNames"] == []
+        assert aws(sandbox, "secretsmanager", region).list_secrets(IncludePlannedDeletion=True)["SecretList"] == []
+    assert aws(sandbox, "rds").describe_global_clusters()["GlobalClusters"] == []
+    assert aws(sandbox, "s3").list_buckets()["Buckets"] == []
+    assert [r for r in aws(sandbox, "iam").list_roles()["Roles"] if r["RoleName"].endswith("-cli")] == []
 
 
 def test_verify_exits_1_with_each_finding(drkit, sandbox):
@@ -276,3 +295,35 @@ def test_a_provision_killed_with_sigkill_resumes_after_unlock(server, tmp_path):
         assert len(live) == 1
         assert len(ec2.describe_vpcs(Filters=owned_filters("killed"))["Vpcs"]) == 1
         assert len(ec2.describe_addresses(Filters=owned_filters("killed"))["Addresses"]) == 1
+
+
+def test_the_readme_demo_passes():
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "demo passed" in result.output and "3/3 replication checks passed" in result.output
+
+
+def test_python_m_drkit_sandbox_serves_aws_on_loopback():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "drkit.sandbox", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        ec2 = boto3.client("ec2", region_name=DR, endpoint_url=f"http://127.0.0.1:{port}",
+                           aws_access_key_id="t", aws_secret_access_key="t")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                vpcs = ec2.describe_vpcs()["Vpcs"]
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert [v["IsDefault"] for v in vpcs] == [True]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
