@@ -142,8 +142,19 @@ def known(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attrs.items() if v is not None}
 
 
-def decide(step: str, region: str, desired: Sequence[Desired], observation: Observation) -> list[Change]:
-    """The changes that turn what was observed into what is desired. Pure: no AWS, no state."""
+def decide(
+    step: str,
+    region: str,
+    desired: Sequence[Desired],
+    observation: Observation,
+    recorded: Mapping[str, str | None] | None = None,
+) -> list[Change]:
+    """The changes that turn what was observed into what is desired. Pure: no AWS, no state.
+
+    `recorded` (resource key -> id in the state file) lets drkit adopt a resource whose ownership
+    tags were lost only when the state proves drkit created it. Anything else that exists under
+    drkit's name without drkit's tags is refused, never taken over: teardown would delete it.
+    """
     changes: list[Change] = []
     step_region = region
     for want in desired:
@@ -152,6 +163,12 @@ def decide(step: str, region: str, desired: Sequence[Desired], observation: Obse
 
         def change(action: str, **kw: Any) -> Change:
             return Change(step, region, want.kind, want.key, want.name, action, resource_id=have.id, **kw)
+
+        foreign = have.exists and not have.owned and recorded is not None and recorded.get(want.key) != have.id
+        if foreign:
+            changes.append(change(REPLACE, attribute="ownership", expected="drkit's ownership tags",
+                                  actual="none", note="it exists but is not drkit's; drkit will not adopt it"))
+            continue
 
         if not have.exists or have.status in (FAILED, DELETING):
             # resource_id names the failed or departing predecessor, for handlers that must
@@ -311,15 +328,15 @@ class Step(abc.ABC):
     def assess(self, ctx: StepContext) -> Assessment:
         observation = self.observe(ctx)
         desired = self.desired(ctx, observation)
-        return Assessment(observation, desired, decide(self.key, ctx.region, desired, observation))
+        recorded = {want.key: ctx.recorded_id(want.key) for want in desired}
+        return Assessment(observation, desired, decide(self.key, ctx.region, desired, observation, recorded))
 
     def plan(self, ctx: StepContext) -> list[Change]:
         return self.assess(ctx).changes
 
     def verify(self, ctx: StepContext) -> list[Change]:
-        observation = self.observe(ctx)
-        changes = decide(self.key, ctx.region, self.desired(ctx, observation), observation)
-        return changes + self.checks(ctx, observation)
+        assessment = self.assess(ctx)
+        return assessment.changes + self.checks(ctx, assessment.observation)
 
     def plan_teardown(self, ctx: StepContext) -> list[Change]:
         observation = self.observe(ctx)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import boto3
@@ -92,7 +93,7 @@ def test_provision_builds_the_global_table_in_both_regions(moto, make_runner, cl
 
 
 def test_a_write_in_the_primary_is_read_from_the_dr_replica(moto, make_runner):
-    make_runner().provision()
+    assert make_runner().provision().ok
     item = {"transactionId": {"S": "tx-1"}, "amount": {"N": "42"}}
     ddb(PRIMARY).put_item(TableName=TABLE, Item=item)
     key = {"transactionId": {"S": "tx-1"}}
@@ -103,7 +104,7 @@ def test_a_write_in_the_primary_is_read_from_the_dr_replica(moto, make_runner):
 
 def test_verify_is_clean_after_provision_and_reports_each_drift(moto, make_runner):
     runner = make_runner()
-    runner.provision()
+    assert runner.provision().ok
     assert runner.verify().changes == []
 
     ddb(PRIMARY).update_table(TableName=TABLE, BillingMode="PROVISIONED",
@@ -128,18 +129,18 @@ def test_verify_is_clean_after_provision_and_reports_each_drift(moto, make_runne
 
 def test_converged_rerun_makes_no_mutating_call(moto, make_runner):
     runner = make_runner()
-    runner.provision()
+    assert runner.provision().ok
     runner.aws.stats.__init__()
     outcome = runner.provision()
     assert outcome.ok and outcome.changes == [] and not outcome.applied
     assert runner.aws.stats.mutating == 0, runner.aws.stats.mutating_calls
     # Per region: describe_table, describe_continuous_backups, list_tags_of_resource.
-    assert runner.aws.stats.total <= 6, runner.aws.stats.by_operation
+    assert runner.aws.stats.total == 6, runner.aws.stats.by_operation
 
 
 def test_lost_state_adopts_both_ends_without_duplicates(moto, make_runner):
     first = make_runner()
-    first.provision()
+    assert first.provision().ok
     recorded = json.loads(first.config.state_path.read_text())["steps"][STEP]
     first.config.state_path.unlink()
 
@@ -199,14 +200,14 @@ def test_teardown_removes_an_untagged_replica_of_drkits_table(moto, make_runner)
 
 def test_teardown_removes_exactly_what_drkit_owns(moto, make_runner):
     other_env = make_runner("other")
-    other_env.provision()
+    assert other_env.provision().ok
     # A similar name without drkit's tags, in each region.
     for region in (PRIMARY, DR):
         ddb(region).create_table(TableName=f"{TABLE}-archive", BillingMode="PAY_PER_REQUEST",
                                  KeySchema=[{"AttributeName": "transactionId", "KeyType": "HASH"}],
                                  AttributeDefinitions=[{"AttributeName": "transactionId", "AttributeType": "S"}])
     runner = make_runner()
-    runner.provision()
+    assert runner.provision().ok
 
     outcome = runner.teardown()
     assert outcome.ok, [r.error for r in outcome.failed]
@@ -219,7 +220,7 @@ def test_teardown_removes_exactly_what_drkit_owns(moto, make_runner):
 
 def test_teardown_removes_the_replica_and_waits_before_deleting_the_table(moto, make_runner, clock):
     runner = make_runner()
-    runner.provision()
+    assert runner.provision().ok
     runner.aws.stats.__init__()
     slept = sum(clock.sleeps)
     outcome = runner.teardown()
@@ -241,7 +242,7 @@ def test_a_standalone_table_in_the_dr_region_is_refused_before_any_change(moto, 
                          KeySchema=[{"AttributeName": "transactionId", "KeyType": "HASH"}],
                          AttributeDefinitions=[{"AttributeName": "transactionId", "AttributeType": "S"}])
     runner = make_runner()
-    with pytest.raises(RefusedChangeError, match="replica_of"):
+    with pytest.raises(RefusedChangeError, match="it exists but is not drkit.s"):
         runner.provision()
     assert runner.aws.stats.mutating == 0
     assert tables(PRIMARY) == []
@@ -296,14 +297,50 @@ def test_encryption_is_read_as_the_consoles_encryption_type(sse, expected):
     assert settings["point_in_time_recovery"] is None
 
 
+def canaries(region: str, table: str = "payment-transactions-deep") -> list[dict]:
+    return ddb(region).scan(TableName=table)["Items"]
+
+
 def test_deep_verify_measures_replication_and_removes_its_canary(moto, make_runner):
     runner = make_runner("deep")
     assert runner.provision().ok
+    reads: list[dict] = []
+    runner.aws.client("dynamodb", DR).meta.events.register(
+        "provide-client-params.dynamodb.GetItem", lambda params, **_: reads.append(dict(params)))
     [probe] = runner.verify(deep=True).probes
     assert probe.ok is True and probe.region == DR
     # The sandbox propagates writes after dynamodb_replication = 1 fake second.
     assert probe.measured.startswith("replicated in ") and float(probe.measured.split()[2][:-1]) >= 1.0
+    assert reads and all(r["ConsistentRead"] is True for r in reads)  # arrival in DR, not a stale read
     flush_replication()
-    for region in (PRIMARY, DR):
-        items = boto3.client("dynamodb", region_name=region).scan(TableName="payment-transactions-deep")["Items"]
-        assert items == []
+    assert canaries(PRIMARY) == [] and canaries(DR) == []
+
+
+def test_deep_verify_fails_when_the_item_never_arrives_and_removes_its_canary(moto, make_runner):
+    runner = make_runner("deep")
+    assert runner.provision().ok
+
+    def never_there(**_):
+        return SimpleNamespace(status_code=200, headers={}), {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    runner.aws.client("dynamodb", DR).meta.events.register("before-call.dynamodb.GetItem", never_there)
+    [probe] = runner.verify(deep=True).probes
+    assert probe.ok is False and probe.measured == "not replicated after 60s"
+    flush_replication()
+    assert canaries(PRIMARY) == [] and canaries(DR) == []
+
+
+def test_deep_verify_removes_its_canary_when_the_probe_errs(moto, make_runner):
+    runner = make_runner("deep")
+    assert runner.provision().ok
+
+    def denied(**_):
+        error = {"Error": {"Code": "AccessDeniedException", "Message": "injected"},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return SimpleNamespace(status_code=400, headers={}), error
+
+    runner.aws.client("dynamodb", DR).meta.events.register("before-call.dynamodb.GetItem", denied)
+    outcome = runner.verify(deep=True)
+    assert "AccessDeniedException" in outcome.failed[0].error.message
+    flush_replication()
+    assert canaries(PRIMARY) == [] and canaries(DR) == []

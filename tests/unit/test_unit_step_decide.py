@@ -165,3 +165,20 @@ def test_observation_get_absent_default() -> None:
 def test_change_describe(change: Change, text: str) -> None:
     assert change.describe() == text
     assert change.as_dict()["description"] == text
+
+
+@pytest.mark.parametrize("recorded, expected", [
+    pytest.param({"vpc": "vpc-1"}, [("vpc", UPDATE, "tags")], id="state-proves-it-is-drkits: repair the tags"),
+    pytest.param({"vpc": None}, [("vpc", REPLACE, "ownership")], id="not-in-state: refuse, never adopt"),
+    pytest.param({"vpc": "vpc-other"}, [("vpc", REPLACE, "ownership")], id="state-names-another: refuse"),
+    pytest.param({}, [("vpc", REPLACE, "ownership")], id="empty-state: refuse"),
+])
+def test_a_resource_without_drkits_tags_is_adopted_only_if_the_state_recorded_it(recorded, expected) -> None:
+    untagged = obs(have(tags={"Name": "vpc-primary-dev"}, owned=False))
+    changes = decide(STEP, REGION, [want()], untagged, recorded)
+    assert [(c.key, c.action, c.attribute) for c in changes] == expected
+
+
+def test_without_a_state_to_consult_decide_judges_attributes_only() -> None:
+    untagged = obs(have(tags=TAGS, owned=False))
+    assert decide(STEP, REGION, [want()], untagged) == []
