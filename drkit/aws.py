@@ -257,6 +257,7 @@ _PAGINATION_TOKENS: dict[tuple[str, str], tuple[str, str]] = {
     ("rds", "describe_db_instances"): ("Marker", "Marker"),
     ("rds", "describe_global_clusters"): ("Marker", "Marker"),
     ("rds", "describe_db_subnet_groups"): ("Marker", "Marker"),
+    ("rds", "describe_orderable_db_instance_options"): ("Marker", "Marker"),
     ("route53", "list_hosted_zones"): ("Marker", "NextMarker"),
     ("iam", "list_roles"): ("Marker", "Marker"),
 }

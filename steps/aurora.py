@@ -17,7 +17,7 @@ Teardown follows "Deleting an Amazon Aurora global database": each cluster is fi
 the global database (the secondary is promoted to a standalone cluster: wait for that), then its
 instance is deleted (wait until gone), then the cluster (no final snapshot, wait until gone); the
 DR side goes first (ensure_replica depends on ensure_global_cluster), then the primary, then the
-empty global cluster, then the subnet groups.
+empty global cluster (wait until gone), then the subnet groups.
 https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-deleting.html
 https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-detaching.html
 """
@@ -48,7 +48,7 @@ CLUSTER = "cluster"
 INSTANCE = "instance"
 MEMBERSHIP = "global-membership"  # teardown's first change: leave the global database
 
-GONE = "gone"  # what drkit calls a cluster or instance that describe no longer returns
+GONE = "gone"  # what drkit calls a (global) cluster or instance that describe no longer returns
 
 # Statuses a cluster or instance does not leave by waiting: drkit reports them instead.
 # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Status.html
@@ -97,18 +97,22 @@ def why_not(target: str) -> Callable[[str], str | None]:
     return reason
 
 
+def members_of(global_raw: dict[str, Any] | None) -> dict[str, bool]:
+    """The global database's member clusters: ARN -> whether it is the writer."""
+    return {m["DBClusterArn"]: bool(m.get("IsWriter")) for m in (global_raw or {}).get("GlobalClusterMembers", [])}
+
+
 def check_offered(ctx: StepContext, region: str, engine_version: str, instance_class: str) -> None:
     """Fail before anything is created if `region` cannot run this global database.
 
     DescribeOrderableDBInstanceOptions answers per region, engine version and instance class,
     and says (SupportsGlobalDatabases) whether that combination may join a global database.
-    The exact version and class filters leave a handful of rows (one per storage type): one page.
+    The exact version and class filters leave a handful of rows (one per storage type).
     https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_OrderableDBInstanceOption.html
     """
-    page = ctx.aws.call("rds", region, "describe_orderable_db_instance_options", Engine=ENGINE,
-                        EngineVersion=engine_version, DBInstanceClass=instance_class)
-    options = [o for o in page.get("OrderableDBInstanceOptions", [])
-               if o.get("EngineVersion") == engine_version and o.get("DBInstanceClass") == instance_class]
+    rows = ctx.aws.paginate("rds", region, "describe_orderable_db_instance_options", "OrderableDBInstanceOptions",
+                            Engine=ENGINE, EngineVersion=engine_version, DBInstanceClass=instance_class)
+    options = [o for o in rows if o.get("EngineVersion") == engine_version and o.get("DBInstanceClass") == instance_class]
     wanted = f"{ENGINE} {engine_version} on {instance_class}"
     if not options:
         raise DrkitError(
@@ -177,50 +181,55 @@ class AuroraStep(Step):
     def _owned(self, ctx: StepContext, tags: dict[str, str]) -> bool:
         return is_owned(tags, ctx.config.env, self.name)
 
-    def _observe_common(self, ctx: StepContext, global_raw: dict[str, Any] | None) -> dict[str, Observed]:
+    def _observe_common(self, ctx: StepContext, members: dict[str, bool]) -> dict[str, Observed]:
         """This side's subnet group, cluster and instance, as found by their names."""
         resources: dict[str, Observed] = {}
         group = self._observe_subnet_group(ctx)
         if group is not None:
             resources[SUBNET_GROUP] = group
-        members = {m["DBClusterArn"] for m in (global_raw or {}).get("GlobalClusterMembers", [])}
         cluster = self._describe_cluster(ctx, self._name(ctx, CLUSTER))
         if cluster is not None:
-            tags = from_aws(cluster.get("TagList"))
-            attrs = {
-                "engine": cluster.get("Engine"),
-                "engine_version": cluster.get("EngineVersion"),
-                "global_cluster": ctx.config.names.global_cluster if cluster["DBClusterArn"] in members else None,
-                "storage_encrypted": bool(cluster.get("StorageEncrypted")),
-                "kms_key_id": cluster.get("KmsKeyId"),
-                "backup_retention_period": cluster.get("BackupRetentionPeriod"),
-                "deletion_protection": bool(cluster.get("DeletionProtection")),
-                "db_subnet_group": cluster.get("DBSubnetGroup"),
-                "vpc_security_group_ids": sorted(
-                    g["VpcSecurityGroupId"] for g in cluster.get("VpcSecurityGroups", []) if g.get("Status") != "removing"
-                ),
-                "master_username": cluster.get("MasterUsername"),
-                "status": cluster["Status"],
-                "arn": cluster["DBClusterArn"],
-                "endpoint": cluster.get("Endpoint"),
-                "reader_endpoint": cluster.get("ReaderEndpoint"),
-            }
-            resources[CLUSTER] = Observed("db_cluster", CLUSTER, cluster["DBClusterIdentifier"],
-                                          step_status(cluster["Status"]), attrs, tags, self._owned(ctx, tags))
+            resources[CLUSTER] = self._observed_cluster(ctx, cluster, members)
         instance = self._describe_instance(ctx, self._name(ctx, INSTANCE))
         if instance is not None:
-            tags = from_aws(instance.get("TagList"))
-            attrs = {
-                "engine": instance.get("Engine"),
-                "db_cluster_identifier": instance.get("DBClusterIdentifier"),
-                "db_instance_class": instance.get("DBInstanceClass"),
-                "publicly_accessible": bool(instance.get("PubliclyAccessible")),
-                "status": instance["DBInstanceStatus"],
-                "arn": instance.get("DBInstanceArn"),
-            }
-            resources[INSTANCE] = Observed("db_instance", INSTANCE, instance["DBInstanceIdentifier"],
-                                           step_status(instance["DBInstanceStatus"]), attrs, tags, self._owned(ctx, tags))
+            resources[INSTANCE] = self._observed_instance(ctx, instance)
         return resources
+
+    def _observed_cluster(self, ctx: StepContext, cluster: dict[str, Any], members: dict[str, bool]) -> Observed:
+        tags = from_aws(cluster.get("TagList"))
+        attrs = {
+            "engine": cluster.get("Engine"),
+            "engine_version": cluster.get("EngineVersion"),
+            "global_cluster": ctx.config.names.global_cluster if cluster["DBClusterArn"] in members else None,
+            "storage_encrypted": bool(cluster.get("StorageEncrypted")),
+            "kms_key_id": cluster.get("KmsKeyId"),
+            "backup_retention_period": cluster.get("BackupRetentionPeriod"),
+            "deletion_protection": bool(cluster.get("DeletionProtection")),
+            "db_subnet_group": cluster.get("DBSubnetGroup"),
+            "vpc_security_group_ids": sorted(
+                g["VpcSecurityGroupId"] for g in cluster.get("VpcSecurityGroups", []) if g.get("Status") != "removing"
+            ),
+            "master_username": cluster.get("MasterUsername"),
+            "status": cluster["Status"],
+            "arn": cluster["DBClusterArn"],
+            "endpoint": cluster.get("Endpoint"),
+            "reader_endpoint": cluster.get("ReaderEndpoint"),
+        }
+        return Observed("db_cluster", CLUSTER, cluster["DBClusterIdentifier"], step_status(cluster["Status"]), attrs,
+                        tags, self._owned(ctx, tags))
+
+    def _observed_instance(self, ctx: StepContext, instance: dict[str, Any]) -> Observed:
+        tags = from_aws(instance.get("TagList"))
+        attrs = {
+            "engine": instance.get("Engine"),
+            "db_cluster_identifier": instance.get("DBClusterIdentifier"),
+            "db_instance_class": instance.get("DBInstanceClass"),
+            "publicly_accessible": bool(instance.get("PubliclyAccessible")),
+            "status": instance["DBInstanceStatus"],
+            "arn": instance.get("DBInstanceArn"),
+        }
+        return Observed("db_instance", INSTANCE, instance["DBInstanceIdentifier"],
+                        step_status(instance["DBInstanceStatus"]), attrs, tags, self._owned(ctx, tags))
 
     def _observe_subnet_group(self, ctx: StepContext) -> Observed | None:
         found = ctx.call("rds", "describe_db_subnet_groups", DBSubnetGroupName=self._name(ctx, SUBNET_GROUP),
@@ -293,11 +302,6 @@ class AuroraStep(Step):
 
     def _recorded(self, ctx: StepContext, key: str, extra: str) -> Any:
         return (ctx.state.resource(self.key, key) or {}).get(extra)
-
-    def _record_cluster(self, ctx: StepContext, cluster: dict[str, Any]) -> None:
-        extras = {"arn": cluster.get("DBClusterArn"), "endpoint": cluster.get("Endpoint"),
-                  "reader_endpoint": cluster.get("ReaderEndpoint")}
-        ctx.record(CLUSTER, "db_cluster", cluster["DBClusterIdentifier"], **{k: v for k, v in extras.items() if v})
 
     # Teardown plan: leave the global database first ------------------------------------------
     def plan_teardown(self, ctx: StepContext) -> list[Change]:
@@ -386,7 +390,8 @@ class AuroraStep(Step):
             DeletionProtection=False, Tags=to_aws(self._tags(ctx, change.key, change.name)), resource=change.name,
             **role_specific,
         )["DBCluster"]
-        self._record_cluster(ctx, cluster)
+        observed = self._observed_cluster(ctx, cluster, {})
+        ctx.record(CLUSTER, "db_cluster", observed.id, **self.recorded_extras(observed))
         self._wait_cluster(ctx, change.name)
 
     def wait_db_cluster(self, ctx: StepContext, change: Change) -> None:
@@ -414,8 +419,7 @@ class AuroraStep(Step):
                  DbClusterIdentifier=change.resource_id, missing_ok=True, resource=identifier)
 
         def detached() -> tuple[str, bool]:
-            members = {m["DBClusterArn"] for m in (self._describe_global(ctx) or {}).get("GlobalClusterMembers", [])}
-            return self._cluster_status(ctx, identifier), change.resource_id in members
+            return self._cluster_status(ctx, identifier), change.resource_id in members_of(self._describe_global(ctx))
 
         ctx.waiter.until(
             f"Aurora cluster {identifier} in {ctx.region} to leave {global_id}",
@@ -446,8 +450,8 @@ class AuroraStep(Step):
             Engine=ENGINE, DBInstanceClass=self.instance_class, PubliclyAccessible=False,
             Tags=to_aws(self._tags(ctx, change.key, change.name)), resource=change.name,
         )["DBInstance"]
-        ctx.record(change.key, "db_instance", instance["DBInstanceIdentifier"],
-                   **({"arn": instance["DBInstanceArn"]} if instance.get("DBInstanceArn") else {}))
+        observed = self._observed_instance(ctx, instance)
+        ctx.record(INSTANCE, "db_instance", observed.id, **self.recorded_extras(observed))
         self._wait_instance(ctx, change.name)
 
     def wait_db_instance(self, ctx: StepContext, change: Change) -> None:
@@ -495,7 +499,8 @@ class EnsureGlobalCluster(AuroraStep):
 
     def observe(self, ctx: StepContext) -> Observation:
         global_raw = self._describe_global(ctx)
-        resources = self._observe_common(ctx, global_raw)
+        members = members_of(global_raw)
+        resources = self._observe_common(ctx, members)
         if global_raw is not None:
             tags = from_aws(global_raw.get("TagList"))
             attrs = {
@@ -510,7 +515,6 @@ class EnsureGlobalCluster(AuroraStep):
                 "global_cluster", GLOBAL_CLUSTER, global_raw["GlobalClusterIdentifier"],
                 step_status(str(global_raw.get("Status"))), attrs, tags, self._owned(ctx, tags),
             )
-        members = {m["DBClusterArn"]: bool(m.get("IsWriter")) for m in (global_raw or {}).get("GlobalClusterMembers", [])}
         return Observation(resources, {"members": members})
 
     def desired(self, ctx: StepContext, observation: Observation) -> list[Desired]:
@@ -578,9 +582,12 @@ class EnsureGlobalCluster(AuroraStep):
 
     def delete_global_cluster(self, ctx: StepContext, change: Change) -> None:
         # "The primary and secondary clusters must already be detached or destroyed first."
+        # A resumed teardown finds it `deleting`: that is waited out, not deleted twice.
         # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteGlobalCluster.html
-        ctx.call("rds", "delete_global_cluster", GlobalClusterIdentifier=change.resource_id, missing_ok=True,
-                 resource=change.resource_id)
+        if self._global_status(ctx) not in ("deleting", GONE):
+            ctx.call("rds", "delete_global_cluster", GlobalClusterIdentifier=change.resource_id, missing_ok=True,
+                     resource=change.resource_id)
+        self._wait_global(ctx, GONE)
 
     # Apply: primary cluster ----------------------------------------------------------------
     def create_db_cluster(self, ctx: StepContext, change: Change) -> None:
@@ -595,8 +602,7 @@ class EnsureGlobalCluster(AuroraStep):
 
     def _before_detach(self, ctx: StepContext, cluster_arn: str) -> None:
         # "You can't detach (remove) the primary ... until after you remove all secondaries."
-        others = [m["DBClusterArn"] for m in (self._describe_global(ctx) or {}).get("GlobalClusterMembers", [])
-                  if m["DBClusterArn"] != cluster_arn]
+        others = [arn for arn in members_of(self._describe_global(ctx)) if arn != cluster_arn]
         if others:
             raise DrkitError(
                 f"{self.key}: {ctx.config.names.global_cluster} still has secondary cluster(s) {', '.join(others)}",
@@ -619,21 +625,22 @@ class EnsureReplica(AuroraStep):
 
     def observe(self, ctx: StepContext) -> Observation:
         global_raw = self._describe_global(ctx)
-        resources = self._observe_common(ctx, global_raw)
+        members = members_of(global_raw)
+        resources = self._observe_common(ctx, members)
         # An encrypted secondary in another region needs a key of that region; resolving the
         # alias to its ARN lets verify compare exactly what RDS reports. For an AWS managed
-        # alias, DescribeKey also creates the key if the region has none yet.
+        # alias, DescribeKey also creates the key if the region has none yet. A key that is
+        # gone must not stop a teardown, so it is only required for the create.
         # https://docs.aws.amazon.com/kms/latest/APIReference/API_DescribeKey.html
-        key = ctx.call("kms", "describe_key", KeyId=self.kms_key)["KeyMetadata"]["Arn"]
-        members = {m["DBClusterArn"]: bool(m.get("IsWriter")) for m in (global_raw or {}).get("GlobalClusterMembers", [])}
+        key = ctx.call("kms", "describe_key", KeyId=self.kms_key, missing_ok=True)
         return Observation(resources, {
-            "kms_key_arn": key,
+            "kms_key_arn": key["KeyMetadata"]["Arn"] if key else None,
             "members": members,
             "global_engine_version": (global_raw or {}).get("EngineVersion"),
         })
 
     def desired(self, ctx: StepContext, observation: Observation) -> list[Desired]:
-        cluster_attrs = {**self._cluster_attrs(ctx), "kms_key_id": observation.facts["kms_key_arn"]}
+        cluster_attrs = {**self._cluster_attrs(ctx), **known({"kms_key_id": observation.facts["kms_key_arn"]})}
         return [
             self._subnet_group_desired(ctx),
             self._desired(ctx, "db_cluster", CLUSTER, cluster_attrs, self.CLUSTER_IMMUTABLE | {"kms_key_id"}),
@@ -700,4 +707,5 @@ class EnsureReplica(AuroraStep):
         # A secondary takes no credentials (it replicates the primary's storage), and an
         # encrypted cross-region secondary must name a KMS key of its own region.
         # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBCluster.html
-        self._create_cluster(ctx, change, KmsKeyId=change.expected["kms_key_id"])
+        key = self._require(change.expected.get("kms_key_id"), f"the KMS key {self.kms_key} in {ctx.region}")
+        self._create_cluster(ctx, change, KmsKeyId=key)

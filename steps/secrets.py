@@ -126,10 +126,8 @@ class EnsureDbSecret(Step):
         if change.resource_id:  # scheduled for deletion: bring the same secret (and password) back
             ctx.call("secretsmanager", "restore_secret", SecretId=change.resource_id, resource=change.name)
             ctx.record(change.key, "secret", change.resource_id)
-            # Its replica was removed before the deletion was scheduled.
-            current = ctx.call("secretsmanager", "describe_secret", SecretId=change.resource_id)
-            regions = [r["Region"] for r in current.get("ReplicationStatus", [])]
-            self._replicate(ctx, change.resource_id, change.expected["replica_regions"], regions)
+            # It has no replica: a replicated secret cannot be scheduled for deletion.
+            self._replicate(ctx, change.resource_id, change.expected["replica_regions"], [])
             return
         password = generate_master_password()
         with withholding(password, f"creating secret {change.name}"):

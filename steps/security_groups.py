@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from drkit.ec2 import SECURITY_GROUP, Found, find_owned
-from drkit.errors import DrkitError
+from drkit.errors import AwsCallError, DrkitError
 from drkit.step import Change, Desired, Observation, Observed, Step, StepContext, known
 from drkit.tags import tag_specifications, to_aws
 
@@ -31,6 +31,8 @@ LAMBDA = "lambda-sg"
 # https://docs.aws.amazon.com/vpc/latest/userguide/default-security-group.html
 DEFAULT_EGRESS = {"protocol": ALL_TRAFFIC, "from_port": None, "to_port": None, "source": ANYWHERE}
 
+# EC2's answer to authorizing a rule the group already has.
+RULE_EXISTS = "InvalidPermission.Duplicate"
 # An ENI (RDS, Lambda hyperplane) still attached to the group: EC2 refuses the delete until it is gone.
 STILL_IN_USE = frozenset({"DependencyViolation", "InvalidGroup.InUse"})
 
@@ -102,11 +104,9 @@ class EnsureSecurityGroups(Step):
 
     # Decide --------------------------------------------------------------------------------
     def desired(self, ctx: StepContext, observation: Observation) -> list[Desired]:
-        vpc = f"ensure_vpc:{self.role}"
-        vpc_id = ctx.dependency_output(vpc, "vpc_id")
-        vpc_cidr = ctx.dependency_output(vpc, "vpc_cidr") or ctx.config.networks[self.role].vpc_cidr
+        vpc_id = ctx.dependency_output(f"ensure_vpc:{self.role}", "vpc_id")
         ingress = {
-            AURORA: [rule("tcp", vpc_cidr, POSTGRES_PORT, POSTGRES_PORT)],
+            AURORA: [rule("tcp", ctx.config.networks[self.role].vpc_cidr, POSTGRES_PORT, POSTGRES_PORT)],
             LAMBDA: [],
         }
         resources = []
@@ -151,14 +151,23 @@ class EnsureSecurityGroups(Step):
         self._converge_rules(ctx, change.resource_id, change.attribute, change.expected, change.actual or [])
 
     def _converge_rules(self, ctx: StepContext, group_id: str, direction: str, wanted: list, current: list) -> None:
-        """Revoke what is not wanted, then authorize what is missing (one rule per call)."""
-        suffix = "ingress" if direction == "ingress" else "egress"
+        """Revoke what is not wanted, then authorize what is missing (one rule per call).
+
+        `direction` is "ingress" or "egress". EC2 reads are eventually consistent, so a rule
+        added a moment ago may be missing from `current`: EC2 then answers that it already
+        exists, which is what was wanted. Revoking a rule that is already gone is done too.
+        https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html
+        """
         for extra in (r for r in current if r not in wanted):
-            ctx.call("ec2", f"revoke_security_group_{suffix}", GroupId=group_id,
+            ctx.call("ec2", f"revoke_security_group_{direction}", GroupId=group_id,
                      IpPermissions=[permission_for(extra)], missing_ok=True, resource=group_id)
         for missing in (r for r in wanted if r not in current):
-            ctx.call("ec2", f"authorize_security_group_{suffix}", GroupId=group_id,
-                     IpPermissions=[permission_for(missing, "managed by drkit")], resource=group_id)
+            try:
+                ctx.call("ec2", f"authorize_security_group_{direction}", GroupId=group_id,
+                         IpPermissions=[permission_for(missing, "managed by drkit")], resource=group_id)
+            except AwsCallError as exc:
+                if exc.code != RULE_EXISTS:
+                    raise
 
     # Delete --------------------------------------------------------------------------------
     def delete_security_group(self, ctx: StepContext, change: Change) -> None:

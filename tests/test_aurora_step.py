@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from drkit.aws import RetryPolicy
 from drkit.config import build_config
@@ -34,7 +34,7 @@ class Killed(BaseException):
 
 def pipeline(**options: Any) -> list:
     return [EnsureVpc("primary"), EnsureVpc("dr"), EnsureSecurityGroups("primary"), EnsureSecurityGroups("dr"),
-            EnsureDbSecret(), EnsureGlobalCluster(**options), EnsureReplica()]
+            EnsureDbSecret(), EnsureGlobalCluster(**options), EnsureReplica(**options)]
 
 
 @pytest.fixture
@@ -89,6 +89,7 @@ def test_provision_builds_the_global_database_as_specified(moto, make_aurora_run
     runner = make_aurora_runner()
     created = capture(runner, PRIMARY, "CreateDBCluster")
     created_dr = capture(runner, DR, "CreateDBCluster")
+    instances_created = {region: capture(runner, region, "CreateDBInstance") for region in (PRIMARY, DR)}
     outcome = runner.provision()
     assert outcome.ok, [r.error for r in outcome.failed]
 
@@ -128,7 +129,14 @@ def test_provision_builds_the_global_database_as_specified(moto, make_aurora_run
 
     # The secondary is encrypted with the DR region's own RDS key.
     dr_key = boto3.client("kms", region_name=DR).describe_key(KeyId="alias/aws/rds")["KeyMetadata"]["Arn"]
-    assert dr["KmsKeyId"] == dr_key
+    assert created_dr[0]["KmsKeyId"] == dr["KmsKeyId"] == dr_key
+
+    # An Aurora instance takes its storage, engine version and credentials from its cluster.
+    for region, role in ((PRIMARY, "primary"), (DR, "dr")):
+        [params] = instances_created[region]
+        assert set(params) == {"DBInstanceIdentifier", "DBClusterIdentifier", "Engine", "DBInstanceClass",
+                               "PubliclyAccessible", "Tags"}
+        assert params["DBClusterIdentifier"] == f"aurora-{role}-test"
 
     # Credentials: the secret's, given to the primary only; the secondary gets none.
     credentials = json.loads(secrets().get_secret_value(SecretId=SECRET)["SecretString"])
@@ -266,6 +274,7 @@ def test_teardown_order_scope_and_the_password_never_written(moto, make_aurora_r
         "before-parameter-build.secretsmanager.DeleteSecret", lambda params, **_: delete_secret.append(dict(params)))
     audit = audit_path(runner.config)
     already = len(audit.read_text().splitlines())
+    secret_arn = secrets().describe_secret(SecretId=SECRET)["ARN"]
 
     done = runner.teardown()
     assert done.ok, [r.error for r in done.failed]
@@ -280,7 +289,7 @@ def test_teardown_order_scope_and_the_password_never_written(moto, make_aurora_r
     assert dr_status_at_delete == [("available", False)]  # promotion after detaching was waited out
     assert [c["operation"] for c in calls if c["service"] == "secretsmanager"] == [
         "remove_regions_from_replication", "delete_secret"]
-    assert delete_secret == [{"SecretId": delete_secret[0]["SecretId"], "RecoveryWindowInDays": 7}]
+    assert delete_secret == [{"SecretId": secret_arn, "RecoveryWindowInDays": 7}]
 
     for region in (PRIMARY, DR):
         left = [c["DBClusterIdentifier"] for c in rds(region).describe_db_clusters()["DBClusters"]]
@@ -307,6 +316,28 @@ def test_teardown_order_scope_and_the_password_never_written(moto, make_aurora_r
     assert password not in lines
     assert password not in json.dumps([c.as_dict() for c in outcome.changes + done.changes], default=str)
     assert password not in json.dumps(runner.outputs())
+
+
+def test_an_error_that_quotes_the_password_is_withheld(moto, make_aurora_runner):
+    """botocore's parameter validation quotes the value it rejects; drkit must not pass that on."""
+    log = io.StringIO()
+    steps = [EnsureVpc("primary"), EnsureSecurityGroups("primary"), EnsureDbSecret(), EnsureGlobalCluster()]
+    runner = make_aurora_runner(steps=steps, log=make_logger("json", stream=log, level="debug"))
+
+    def reject_the_password(params: dict, **_: Any) -> None:
+        raise ParamValidationError(report=f"Invalid length for parameter MasterUserPassword, value: "
+                                          f"{params['MasterUserPassword']}")
+
+    runner.aws.client("rds", PRIMARY).meta.events.register("before-parameter-build.rds.CreateDBCluster",
+                                                            reject_the_password)
+    outcome = runner.provision()
+    password = json.loads(secrets().get_secret_value(SecretId=SECRET)["SecretString"])["password"]
+    [failed] = outcome.failed
+    assert failed.step.key == "ensure_global_cluster:primary"
+    assert "withheld" in str(failed.error) and password not in str(failed.error)
+    assert failed.error.__cause__ is None and failed.error.__suppress_context__
+    assert password not in log.getvalue()
+    assert password not in runner.config.state_path.read_text()
 
 
 def test_a_secret_scheduled_for_deletion_is_restored_by_provision(moto, make_aurora_runner):
@@ -338,12 +369,14 @@ def test_forced_teardown_deletes_the_secret_and_its_replica_at_once(moto, make_a
     assert secrets().list_secrets(IncludePlannedDeletion=True)["SecretList"] == []
 
 
-def test_an_engine_version_the_region_does_not_offer_fails_before_any_change(moto, make_aurora_runner):
+def test_an_engine_version_a_region_does_not_offer_fails_before_any_change(moto, make_aurora_runner):
     runner = make_aurora_runner(steps=pipeline(engine_version="9.9"))
     outcome = runner.provision()
-    failed = {r.step.key: r.error for r in outcome.failed}
-    assert list(failed) == ["ensure_global_cluster:primary"]
-    assert "does not offer aurora-postgresql 9.9 on db.r5.large" in failed["ensure_global_cluster:primary"].message
+    # Each side checks its own region, both before the first change.
+    assert {r.step.key: r.error.message for r in outcome.failed} == {
+        "ensure_global_cluster:primary": f"{PRIMARY} does not offer aurora-postgresql 9.9 on db.r5.large",
+        "ensure_replica:dr": f"{DR} does not offer aurora-postgresql 9.9 on db.r5.large",
+    }
     assert runner.aws.stats.mutating == 0
 
 

@@ -10,6 +10,8 @@ from drkit.aws import RetryPolicy
 from drkit.config import build_config
 from drkit.logs import make_logger
 from drkit.runner import Runner
+from drkit.state import load_state
+from drkit.step import Change
 from steps.security_groups import EnsureSecurityGroups, rules_of
 from steps.vpc import EnsureVpc
 from tests.conftest import DR, PRIMARY, owned_filters
@@ -68,6 +70,8 @@ def test_extra_and_missing_rules_are_findings_and_provision_restores_exactly(mot
     aurora, lambda_ = found["aurora-sg-primary-test"]["GroupId"], found["lambda-sg-primary-test"]["GroupId"]
     client.authorize_security_group_ingress(GroupId=aurora, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    client.revoke_security_group_ingress(GroupId=aurora, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}])
     client.authorize_security_group_ingress(GroupId=lambda_, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}])
     client.revoke_security_group_egress(GroupId=lambda_, IpPermissions=[
@@ -83,6 +87,22 @@ def test_extra_and_missing_rules_are_findings_and_provision_restores_exactly(mot
         {"protocol": "tcp", "from_port": 5432, "to_port": 5432, "source": "10.0.0.0/16"}]
     assert rules_of(after["lambda-sg-primary-test"]["IpPermissions"]) == []
     assert rules_of(after["lambda-sg-primary-test"]["IpPermissionsEgress"]) == ALL_EGRESS
+
+
+def test_a_rule_a_stale_read_missed_is_not_an_error(moto, make_sg_runner, ec2):
+    """EC2 reads are eventually consistent: a rule added a moment ago may not be described yet,
+    and authorizing it again is answered with InvalidPermission.Duplicate."""
+    runner = make_sg_runner()
+    runner.provision()
+    step = next(s for s in runner.pipeline.steps if s.key == "ensure_security_groups:primary")
+    group = groups(ec2, PRIMARY)["aurora-sg-primary-test"]
+    wanted = rules_of(group["IpPermissions"])
+    stale = Change(step.key, PRIMARY, "security_group", "aurora-sg", group["GroupName"], "update",
+                   attribute="ingress", expected=wanted, actual=[], resource_id=group["GroupId"])
+    runner.aws.stats.__init__()
+    step.apply(runner.context(step, load_state(runner.config, persist=False)), stale)
+    assert runner.aws.stats.by_operation["ec2.authorize_security_group_ingress"] == 1  # tried, and already there
+    assert rules_of(groups(ec2, PRIMARY)["aurora-sg-primary-test"]["IpPermissions"]) == wanted
 
 
 def test_lost_state_adopts_the_groups(moto, make_sg_runner, ec2):
