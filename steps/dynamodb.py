@@ -6,10 +6,12 @@ key, point-in-time recovery. Its replica in the DR region is added with
 `UpdateTable(ReplicaUpdates=[{"Create": ...}])` and is a resource of this same step.
 
 What AWS does and does not carry over to a replica decides the shape of this step:
-- Key schema, billing mode, stream and the SSE type are global-table settings: the replica
-  inherits them, and a change on any replica reaches the others. With the AWS managed key each
-  replica uses `alias/aws/dynamodb` of its own region, so the Create action needs no
-  KMSMasterKeyId ("only provide this parameter if the key is different from the default").
+- Key schema, billing mode and stream are global-table settings: the replica inherits them, and
+  a change on any replica reaches the others.
+- The replica is created with the table's SSE type. Its KMS key is a per-replica setting: with
+  the AWS managed key each replica uses `alias/aws/dynamodb` of its own region, so the Create
+  action needs no KMSMasterKeyId ("only provide this parameter if the key is different from the
+  default"). Encryption is therefore read, and repaired, in each replica's own region.
   https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_CreateReplicationGroupMemberAction.html
 - Point-in-time recovery and tags are per replica: PITR is set with UpdateContinuousBackups in
   the replica's region, and the Create action has no Tags member, so the replica is born
@@ -193,19 +195,23 @@ class EnsureGlobalTable(Step):
 
     # Deep verify ---------------------------------------------------------------------------
     def probe(self, ctx: StepContext) -> list[ProbeResult]:
-        """Write a canary item in the primary table and time its arrival in the DR replica."""
+        """Write a canary item in the primary table and time its arrival in the DR replica; delete
+        it whatever happened. The replica is read strongly consistently: that returns an item
+        written in another region as soon as it has reached this one.
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_HowItWorks.html"""
         table = ctx.config.names.dynamodb_table
         primary, dr = ctx.config.primary_region, ctx.config.dr_region
         key = {HASH_KEY: {HASH_KEY_TYPE: f"drkit-canary-{uuid.uuid4()}"}}
         check = f"an item written in {primary} is readable in {dr}"
         clock = ctx.waiter.clock
         started = clock.monotonic()
-        ctx.aws.call("dynamodb", primary, "put_item", TableName=table,
-                     Item={**key, "canary": {"S": "drkit verify --deep"}}, resource=f"{table} canary")
         try:
+            ctx.aws.call("dynamodb", primary, "put_item", TableName=table,
+                         Item={**key, "canary": {"S": "drkit verify --deep"}}, resource=f"{table} canary")
             ctx.waiter.until(
                 f"the canary item to reach {table} in {dr}",
-                lambda: ctx.aws.call("dynamodb", dr, "get_item", TableName=table, Key=key).get("Item"),
+                lambda: ctx.aws.call("dynamodb", dr, "get_item", TableName=table, Key=key,
+                                     ConsistentRead=True).get("Item"),
                 lambda item: item is not None,
                 describe=lambda item: "not there yet",
                 timeout=PROBE_TIMEOUT,
@@ -214,7 +220,8 @@ class EnsureGlobalTable(Step):
         except WaitTimeoutError:
             result = ProbeResult(self.key, dr, check, False, f"not replicated after {PROBE_TIMEOUT:.0f}s")
         finally:
-            # Deleting in the primary replicates the delete to the replica too.
+            # Deleting in the primary replicates the delete to the replica too (and deleting an
+            # item that is not there is a no-op).
             ctx.aws.call("dynamodb", primary, "delete_item", TableName=table, Key=key, resource=f"{table} canary")
         return [result]
 

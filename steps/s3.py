@@ -24,7 +24,9 @@ from typing import Any
 
 from drkit.config import known_regions
 from drkit.errors import AwsCallError, DrkitError, WaitTimeoutError
-from drkit.step import Assessment, Change, Desired, Observation, Observed, ProbeResult, Step, StepContext
+from drkit.step import (
+    Assessment, Change, Desired, Observation, Observed, ProbeResult, Step, StepContext, known,
+)
 from drkit.tags import from_aws, is_owned, missing_tags, to_aws
 
 PROBE_TIMEOUT = 15 * 60.0  # Replication Time Control's promise: 99.99% within 15 minutes
@@ -43,7 +45,8 @@ REPLICATION_RULE_ID = "drkit-primary-to-dr"
 BUCKET_STEP = "ensure_bucket"
 ROLE_STEP = "ensure_replication_role:global"
 
-# Buckets in us-east-1 take no LocationConstraint (naming it is InvalidLocationConstraint).
+# Buckets in us-east-1 take no LocationConstraint (naming it is InvalidLocationConstraint), and
+# CreateBucket there answers 200 OK for a bucket the account already owns.
 # https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
 LOCATION_CONSTRAINT_FREE_REGION = "us-east-1"
 ENCRYPTION_ALGORITHM = "AES256"
@@ -67,6 +70,10 @@ ACCESS_DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled"})
 # conditional operation is in progress"); it succeeds when retried. NoSuchBucket right after the
 # create is retried by drkit.aws for every mutating call.
 S3_BUSY = frozenset({"OperationAborted"})
+# A read right after CreateBucket can still answer NoSuchBucket (bucket configuration is eventually
+# consistent): for the tags that decide whether the bucket is drkit's, that means "not yet".
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel
+NOT_VISIBLE_YET = frozenset({"NoSuchBucket"})
 # PutBucketReplication checks versioning on both buckets ("Versioning must be 'Enabled' on the
 # bucket...", "Destination bucket must have versioning enabled."): both InvalidRequest, both seen
 # right after versioning was enabled, before S3 has propagated it.
@@ -134,7 +141,7 @@ def replication_permissions(partition: str, source: str, destination: str) -> di
     }
 
 
-def replication_configuration(role_arn: str, destination_arn: str) -> dict[str, Any]:
+def replication_configuration(role_arn: str | None, destination_arn: str) -> dict[str, Any]:
     """One V2 rule for the whole bucket (an empty prefix filter); a V2 rule must name its Priority
     and DeleteMarkerReplication, and RTC must come with replication metrics.
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-add-config.html
@@ -190,19 +197,31 @@ def foreign_error(
     )
 
 
-def refuse_foreign(step: Step, ctx: StepContext, observation: Observation) -> None:
-    """An error, not a finding, for plan and provision (assess) and verify (checks); teardown
-    leaves such a resource alone (decide_teardown skips what is not owned)."""
-    for have in observation.resources.values():
-        if have.exists and not have.owned:
-            raise foreign_error(step, ctx, have.kind, have.id, other_account=bool(have.attrs.get("other_account")))
+class RefusesForeign(Step):
+    """A step whose resource names are taken account- or world-wide: one found without drkit's
+    ownership tags is an error, not a finding, for plan and provision (assess) and verify
+    (checks); teardown leaves it alone (decide_teardown skips what is not owned)."""
+
+    def assess(self, ctx: StepContext) -> Assessment:
+        assessment = super().assess(ctx)
+        self._refuse_foreign(ctx, assessment.observation)
+        return assessment
+
+    def checks(self, ctx: StepContext, observation: Observation) -> list[Change]:
+        self._refuse_foreign(ctx, observation)
+        return super().checks(ctx, observation)
+
+    def _refuse_foreign(self, ctx: StepContext, observation: Observation) -> None:
+        for have in observation.resources.values():
+            if have.exists and not have.owned:
+                raise foreign_error(self, ctx, have.kind, have.id, other_account=bool(have.attrs.get("other_account")))
 
 
 def _partition(ctx: StepContext) -> str:
     return known_regions()[ctx.region]
 
 
-class EnsureBucket(Step):
+class EnsureBucket(RefusesForeign):
     """One region's bucket. Settings are separate S3 sub-resources, so observing costs one read
     each (head, tags, versioning, encryption, public-access block, policy)."""
 
@@ -226,8 +245,9 @@ class EnsureBucket(Step):
         attrs = {"region": head.get("BucketRegion"), **self._settings(ctx, name)}
         return Observation({BUCKET: Observed(BUCKET_KIND, BUCKET, name, attrs=attrs, tags=tags)})
 
-    def _tags(self, ctx: StepContext, name: str) -> dict[str, str]:
-        found = ctx.call("s3", "get_bucket_tagging", Bucket=name, missing_ok=True)  # NoSuchTagSet: none
+    def _tags(self, ctx: StepContext, name: str, retry_codes: frozenset[str] = frozenset()) -> dict[str, str]:
+        found = ctx.call("s3", "get_bucket_tagging", Bucket=name, missing_ok=True,  # NoSuchTagSet: none
+                         retry_codes=retry_codes)
         return from_aws((found or {}).get("TagSet"))
 
     def _settings(self, ctx: StepContext, name: str) -> dict[str, Any]:
@@ -257,15 +277,6 @@ class EnsureBucket(Step):
         }
         return [Desired(BUCKET_KIND, BUCKET, name, attrs, ctx.tags_for(BUCKET, name), frozenset({"region"}))]
 
-    def assess(self, ctx: StepContext) -> Assessment:
-        assessment = super().assess(ctx)
-        refuse_foreign(self, ctx, assessment.observation)
-        return assessment
-
-    def checks(self, ctx: StepContext, observation: Observation) -> list[Change]:
-        refuse_foreign(self, ctx, observation)
-        return []
-
     def outputs(self, ctx: StepContext) -> dict[str, Any]:
         return {"bucket_name": ctx.recorded_id(BUCKET)}
 
@@ -273,28 +284,34 @@ class EnsureBucket(Step):
     def create_bucket(self, ctx: StepContext, change: Change) -> None:
         """Create the bucket with its tags in the same call, then apply every setting.
 
-        CreateBucketConfiguration.Tags tags the bucket atomically (it needs s3:TagResource).
-        A botocore too old to send it, or an endpoint that ignores it (moto 5.2 does), leaves
-        the bucket untagged: drkit then tags it as its very next call -- the bucket is found by
-        its name meanwhile, so it is never lost. BucketAlreadyOwnedByYou means an earlier
-        attempt created it: it is drkit's only if its tags say so.
+        CreateBucketConfiguration.Tags tags the bucket atomically (the caller needs
+        s3:TagResource besides s3:CreateBucket). A botocore too old to send it leaves the bucket
+        untagged: drkit then tags it as its very next call -- the bucket is found by its name
+        meanwhile, so it is never lost. (moto 5.2 drops these tags; drkit's sandbox applies them.)
         https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucketConfiguration.html
+
+        A bucket that already existed is drkit's only if its tags say so. S3 reports one as
+        BucketAlreadyOwnedByYou -- except in us-east-1, which answers 200 OK (legacy behaviour),
+        so there success alone does not prove the bucket is new; the tags sent with the create do.
+        https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
         """
         name = change.name
         tags = ctx.tags_for(BUCKET, name)
-        configuration: dict[str, Any] = {"Tags": to_aws(tags)} if self._create_takes_tags(ctx) else {}
+        sends_tags = self._create_takes_tags(ctx)
+        configuration: dict[str, Any] = {"Tags": to_aws(tags)} if sends_tags else {}
         if ctx.region != LOCATION_CONSTRAINT_FREE_REGION:
             configuration["LocationConstraint"] = ctx.region
         try:
             extra = {"CreateBucketConfiguration": configuration} if configuration else {}
             ctx.call("s3", "create_bucket", Bucket=name, retry_codes=S3_BUSY, resource=name, **extra)
-            created = True
+            # Without tags in the create, a 200 in us-east-1 cannot be told apart: taken as new.
+            new = ctx.region != LOCATION_CONSTRAINT_FREE_REGION or not sends_tags
         except AwsCallError as exc:
             if exc.code != "BucketAlreadyOwnedByYou":
                 raise
-            created = False
-        current = self._tags(ctx, name)
-        if not created and not is_owned(current, ctx.config.env, self.name):
+            new = False
+        current = self._tags(ctx, name, retry_codes=NOT_VISIBLE_YET)
+        if not new and not is_owned(current, ctx.config.env, self.name):
             raise foreign_error(self, ctx, BUCKET_KIND, name)
         if missing_tags(tags, current):
             ctx.log.info("bucket.tagged_after_create", bucket=name, reason="CreateBucket did not apply its tags")
@@ -352,7 +369,7 @@ class EnsureBucket(Step):
         for attempt in range(1, EMPTY_ATTEMPTS + 1):
             self._empty(ctx, name)
             try:
-                ctx.call("s3", "delete_bucket", Bucket=name, missing_ok=True, resource=name)
+                ctx.call("s3", "delete_bucket", Bucket=name, missing_ok=True, retry_codes=S3_BUSY, resource=name)
                 return
             except AwsCallError as exc:
                 if exc.code != "BucketNotEmpty" or attempt == EMPTY_ATTEMPTS:
@@ -395,7 +412,7 @@ class EnsureBucket(Step):
             )
 
 
-class EnsureReplicationRole(Step):
+class EnsureReplicationRole(RefusesForeign):
     """The role S3 assumes to replicate. IAM is global: its calls go to the primary region.
     The role is tagged in CreateRole; inline policies take no tags and belong to their role."""
 
@@ -430,15 +447,6 @@ class EnsureReplicationRole(Step):
                     ctx.tags_for(ROLE, role_name)),
             Desired(ROLE_POLICY_KIND, ROLE_POLICY, ROLE_POLICY_NAME, {"document": canonical_policy(permissions)}),
         ]
-
-    def assess(self, ctx: StepContext) -> Assessment:
-        assessment = super().assess(ctx)
-        refuse_foreign(self, ctx, assessment.observation)
-        return assessment
-
-    def checks(self, ctx: StepContext, observation: Observation) -> list[Change]:
-        refuse_foreign(self, ctx, observation)
-        return []
 
     def outputs(self, ctx: StepContext) -> dict[str, Any]:
         return {"replication_role_arn": ctx.recorded_id(ROLE)}
@@ -512,10 +520,11 @@ class EnsureBucketReplication(Step):
 
     def desired(self, ctx: StepContext, observation: Observation) -> list[Desired]:
         names = ctx.config.names
-        role_arn = ctx.dependency_output(ROLE_STEP, "replication_role_arn") or f"<{ROLE_STEP} replication_role_arn>"
-        attrs = replication_settings(
+        # The role's ARN is unknown until its step has run with this state (a lost state file).
+        role_arn = ctx.dependency_output(ROLE_STEP, "replication_role_arn")
+        attrs = known(replication_settings(
             replication_configuration(role_arn, bucket_arn(_partition(ctx), names.bucket("dr")))
-        )
+        ))
         return [Desired(REPLICATION_KIND, REPLICATION, names.bucket("primary"), attrs)]
 
     # Apply ---------------------------------------------------------------------------------
@@ -560,36 +569,43 @@ class EnsureBucketReplication(Step):
     # Deep verify ---------------------------------------------------------------------------
     def probe(self, ctx: StepContext) -> list[ProbeResult]:
         """Put a canary object in the primary bucket; time its arrival in the DR bucket and the
-        source's ReplicationStatus reaching COMPLETED; then delete every version of it."""
+        source's ReplicationStatus reaching COMPLETED; then delete every version of it from both
+        buckets, whatever happened (deleting a version is never replicated).
+
+        S3 reports a ReplicationStatus only for an object a rule makes eligible, from the moment it
+        is written: none at all means it will never replicate, and fails at once.
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-status.html"""
         source, destination = ctx.config.names.bucket("primary"), ctx.config.names.bucket("dr")
         primary, dr = ctx.config.region("primary"), ctx.config.region("dr")
         key = f"drkit-canary/{uuid.uuid4()}"
         check = f"an object put in {source} reaches {destination}"
         clock = ctx.waiter.clock
         started = clock.monotonic()
-        ctx.aws.call("s3", primary, "put_object", Bucket=source, Key=key, Body=b"drkit verify --deep",
-                     resource=f"{source}/{key}")
         try:
+            ctx.aws.call("s3", primary, "put_object", Bucket=source, Key=key, Body=b"drkit verify --deep",
+                         resource=f"{source}/{key}")
             status = ctx.waiter.until(
                 f"the canary object to replicate to {destination}",
                 lambda: ctx.aws.call("s3", primary, "head_object", Bucket=source, Key=key).get("ReplicationStatus"),
-                lambda value: value in ("COMPLETED", "FAILED"),
+                lambda value: value != "PENDING",
                 describe=lambda value: value or "no replication status",
                 timeout=PROBE_TIMEOUT,
             )
-            arrived = ctx.aws.call("s3", dr, "head_object", Bucket=destination, Key=key, missing_ok=True)
             seconds = clock.monotonic() - started
+            arrived = ctx.aws.call("s3", dr, "head_object", Bucket=destination, Key=key, missing_ok=True)
             if status == "COMPLETED" and arrived and arrived.get("ReplicationStatus") == "REPLICA":
                 result = ProbeResult(self.key, dr, check, True, f"COMPLETED in {seconds:.1f}s")
             else:
-                result = ProbeResult(self.key, dr, check, False, f"source status {status}",
-                                     "the copy is missing from the DR bucket" if not arrived else "")
+                result = ProbeResult(
+                    self.key, dr, check, False, f"source status {status or 'none: no rule applies to it'}",
+                    "the copy is missing from the DR bucket" if not arrived else "")
         except WaitTimeoutError:
             result = ProbeResult(self.key, dr, check, False, f"not COMPLETED after {PROBE_TIMEOUT:.0f}s")
         finally:
-            # Deleting a version is never replicated, so the canary is removed from each bucket.
+            # A copy still in flight after a timeout can land after this (teardown empties it).
             for region, bucket in ((primary, source), (dr, destination)):
-                versions = ctx.aws.call("s3", region, "list_object_versions", Bucket=bucket, Prefix=key)
+                versions = ctx.aws.call("s3", region, "list_object_versions", Bucket=bucket, Prefix=key,
+                                        missing_ok=True) or {}
                 for version in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
                     ctx.aws.call("s3", region, "delete_object", Bucket=bucket, Key=key,
                                  VersionId=version["VersionId"], resource=f"{bucket}/{key}")

@@ -282,6 +282,9 @@ def test_lost_state_adopts_what_exists_without_duplicates(provisioned, make_s3_r
     provisioned.config.state_path.unlink()
 
     runner = make_s3_runner()
+    # The role's ARN is unknown to the replication step until the role step has run: no drift.
+    assert runner.plan().changes == []
+    assert runner.verify().changes == []
     runner.aws.stats.__init__()
     assert runner.provision().ok
     assert runner.aws.stats.mutating == 0, runner.aws.stats.mutating_calls
@@ -333,34 +336,57 @@ def test_a_bucket_name_taken_by_another_account_is_reported(moto, make_s3_runner
     assert DR_BUCKET in error.message and "another account" in error.message
 
 
-def test_bucket_already_owned_by_you_is_success_only_when_drkits(moto, make_s3_runner, s3):
-    """A create whose response was lost is retried: the bucket then exists (BucketAlreadyOwnedByYou)."""
-    runner = make_s3_runner()
-    tags = [{"Key": "ManagedBy", "Value": "drkit"}, {"Key": "Environment", "Value": "test"},
-            {"Key": "drkit:step", "Value": "ensure_bucket"}]
-
+def create_meanwhile(runner: Runner, role: str, region: str, bucket: str, tags: list[dict[str, str]]) -> None:
+    """Have the bucket appear (created by this account, outside drkit) just before drkit's
+    CreateBucket reaches S3: outside us-east-1 S3 answers BucketAlreadyOwnedByYou, in us-east-1
+    200 OK (its legacy behaviour, which the sandbox shares)."""
     def created_meanwhile(model, **_):
-        if model.name == "CreateBucket":
-            s3(DR).create_bucket(Bucket=DR_BUCKET, CreateBucketConfiguration={"LocationConstraint": DR})
-            s3(DR).put_bucket_tagging(Bucket=DR_BUCKET, Tagging={"TagSet": tags})
+        client = boto3.client("s3", region_name=region)
+        location = {} if region == PRIMARY else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        client.create_bucket(Bucket=bucket, **location)
+        if tags:
+            client.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
 
-    runner.aws.client("s3", DR).meta.events.register("before-call.s3.CreateBucket", created_meanwhile)
+    runner.aws.client("s3", region).meta.events.register("before-call.s3.CreateBucket", created_meanwhile)
+
+
+@pytest.mark.parametrize("role,region,bucket", BUCKETS)
+def test_a_bucket_created_meanwhile_is_adopted_only_when_drkits(moto, make_s3_runner, s3, role, region, bucket):
+    """A create whose response was lost is retried: the bucket then already exists."""
+    runner = make_s3_runner()
+    create_meanwhile(runner, role, region, bucket, [
+        {"Key": "ManagedBy", "Value": "drkit"}, {"Key": "Environment", "Value": "test"},
+        {"Key": "drkit:step", "Value": "ensure_bucket"}])
     assert runner.provision().ok
     assert runner.verify().changes == []
+    assert tags_of(s3(region), bucket)["DR-Role"] == role
 
 
-def test_bucket_already_owned_by_you_without_drkit_tags_is_refused(moto, make_s3_runner, s3):
+@pytest.mark.parametrize("role,region,bucket", BUCKETS)
+def test_a_bucket_created_meanwhile_without_drkit_tags_is_refused(moto, make_s3_runner, s3, role, region, bucket):
     runner = make_s3_runner()
-
-    def created_meanwhile(model, **_):
-        s3(DR).create_bucket(Bucket=DR_BUCKET, CreateBucketConfiguration={"LocationConstraint": DR})
-
-    runner.aws.client("s3", DR).meta.events.register("before-call.s3.CreateBucket", created_meanwhile)
+    create_meanwhile(runner, role, region, bucket, [])
     outcome = runner.provision()
-    error = next(r.error for r in outcome.results if r.step.key == "ensure_bucket:dr")
-    assert DR_BUCKET in error.message and "not drkit's" in error.message
-    assert error_code(lambda: s3(DR).get_bucket_tagging(Bucket=DR_BUCKET)) == "NoSuchTagSet"
-    assert "ensure_bucket:dr" not in json.loads(runner.config.state_path.read_text())["steps"]
+    error = next(r.error for r in outcome.results if r.step.key == f"ensure_bucket:{role}")
+    assert bucket in error.message and "not drkit's" in error.message
+    assert error_code(lambda: s3(region).get_bucket_tagging(Bucket=bucket)) == "NoSuchTagSet"
+    assert "Status" not in s3(region).get_bucket_versioning(Bucket=bucket)
+    assert f"ensure_bucket:{role}" not in json.loads(runner.config.state_path.read_text())["steps"]
+
+
+def test_a_botocore_without_create_bucket_tags_tags_the_new_bucket_next(moto, make_s3_runner, s3, monkeypatch):
+    """botocore < 2025 cannot send CreateBucketConfiguration.Tags: the bucket is tagged right after."""
+    monkeypatch.setattr(EnsureBucket, "_create_takes_tags", lambda self, ctx: False)
+    runner = make_s3_runner()
+    sent: list[dict] = []
+    for region in (PRIMARY, DR):
+        runner.aws.client("s3", region).meta.events.register(
+            "provide-client-params.s3.CreateBucket", lambda params, **_: sent.append(dict(params)))
+    assert runner.provision().ok
+    assert all("Tags" not in p.get("CreateBucketConfiguration", {}) for p in sent) and len(sent) == 2
+    for role, region, bucket in BUCKETS:
+        assert tags_of(s3(region), bucket)["DR-Role"] == role
+    assert runner.verify().changes == []
 
 
 def test_a_run_killed_right_after_create_bucket_resumes_by_adopting_it(moto, make_s3_runner, s3):
@@ -374,7 +400,11 @@ def test_a_run_killed_right_after_create_bucket_resumes_by_adopting_it(moto, mak
     victim.aws.client("s3", DR).meta.events.register("after-call.s3.CreateBucket", kill)
     with pytest.raises(Killed):
         victim.provision(["ensure_bucket:dr"])
-    assert make_s3_runner().provision().ok
+    resumed = make_s3_runner()
+    assert resumed.provision().ok
+    assert resumed.aws.stats.by_operation["s3.create_bucket"] == 1  # the primary's only
+    assert resumed.verify().changes == []
+    assert s3(DR).get_bucket_versioning(Bucket=DR_BUCKET)["Status"] == "Enabled"
 
 
 # Eventual consistency ----------------------------------------------------------------------------
@@ -397,6 +427,16 @@ def test_replication_waits_for_versioning_and_retries_while_s3_has_not_propagate
     assert next(answers, None) is None and rejected.count == 0
     assert len(clock.sleeps) >= 4  # two polls of the versioning wait, two retries of the put
     assert runner.verify().changes == []
+
+
+def test_a_new_bucket_not_visible_yet_is_waited_for_not_refused(moto, make_s3_runner, s3):
+    """Reads right after CreateBucket may answer NoSuchBucket; in us-east-1 the tags read then is
+    what proves the bucket is drkit's, so "no bucket" must not be read as "no tags"."""
+    runner = make_s3_runner()
+    missing = fake_errors(runner, "s3", PRIMARY, "GetBucketTagging", 2, "NoSuchBucket", status=404)
+    assert runner.provision().ok
+    assert missing.count == 0
+    assert tags_of(s3(PRIMARY), PRIMARY_BUCKET)["ManagedBy"] == "drkit"
 
 
 def test_role_policy_put_is_retried_while_iam_does_not_know_the_new_role(moto, make_s3_runner, iam):
@@ -461,9 +501,13 @@ def test_deep_verify_times_a_canary_object_and_removes_every_version_of_it(moto,
     # The sandbox completes replication after s3_replication = 5 fake seconds.
     assert probe.ok is True and probe.region == DR and probe.measured.startswith("COMPLETED in ")
     assert float(probe.measured.split()[2][:-1]) >= 5.0
+    assert_no_canary_left(s3)
+
+
+def assert_no_canary_left(s3) -> None:
     for region, bucket in ((PRIMARY, PRIMARY_BUCKET), (DR, DR_BUCKET)):
         listed = s3(region).list_object_versions(Bucket=bucket)
-        assert listed.get("Versions", []) == [] and listed.get("DeleteMarkers", []) == []
+        assert listed.get("Versions", []) == [] and listed.get("DeleteMarkers", []) == [], bucket
 
 
 def test_deep_verify_fails_when_objects_do_not_replicate(moto, make_s3_runner, s3):
@@ -472,4 +516,33 @@ def test_deep_verify_fails_when_objects_do_not_replicate(moto, make_s3_runner, s
     s3(DR).put_bucket_versioning(Bucket=DR_BUCKET, VersioningConfiguration={"Status": "Suspended"})
     # Only the replication step is verified: the bucket step would report the versioning drift.
     [probe] = runner.verify(["ensure_bucket_replication"], deep=True).probes
-    assert probe.ok is False
+    assert probe.ok is False and probe.measured == "source status FAILED"
+    assert probe.detail == "the copy is missing from the DR bucket"
+    assert_no_canary_left(s3)
+
+
+def test_deep_verify_fails_at_once_for_an_object_no_rule_replicates(moto, make_s3_runner, s3, clock):
+    """S3 gives a source object a ReplicationStatus only if a rule makes it eligible."""
+    runner = make_s3_runner()
+    assert runner.provision().ok
+
+    def not_eligible(**_):  # the primary client heads only the source object
+        return SimpleNamespace(status_code=200, headers={}), {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    runner.aws.client("s3", PRIMARY).meta.events.register("before-call.s3.HeadObject", not_eligible)
+    slept = sum(clock.sleeps)
+    [probe] = runner.verify(["ensure_bucket_replication"], deep=True).probes
+    assert probe.ok is False and "no rule applies" in probe.measured
+    assert sum(clock.sleeps) == slept  # not the 15 minutes of a timeout
+    flush_replication()  # the sandbox did replicate the canary: the cleanup removed it from both
+    assert_no_canary_left(s3)
+
+
+def test_deep_verify_removes_its_canary_when_the_probe_errs(moto, make_s3_runner, s3):
+    runner = make_s3_runner()
+    assert runner.provision().ok
+    fake_errors(runner, "s3", PRIMARY, "HeadObject", 1, "InternalError", status=500)
+    outcome = runner.verify(["ensure_bucket_replication"], deep=True)
+    assert "InternalError" in outcome.failed[0].error.message
+    flush_replication()
+    assert_no_canary_left(s3)
