@@ -13,19 +13,23 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
 import boto3
 import botocore.config
 import botocore.exceptions
-import tenacity
 
 from drkit.clock import Clock, SystemClock
-from drkit.errors import AwsCallError, DrkitError, UserInputError
+from drkit.errors import AwsCallError, DrkitError, EndpointUnreachableError, InterruptedRun, UserInputError
+from drkit.retries import (  # noqa: F401  (error_code and THROTTLING_CODES are re-exported)
+    MAYBE_DONE_ERRORS, THROTTLING_CODES, UNKNOWN_OUTCOME, Budgets, NotYet, classify, error_code, error_message,
+    is_not_found, outcome_unknown,
+)
 
 # Operations that only read. Anything else is mutating (and audited).
 READ_ONLY_PREFIXES = (
@@ -33,31 +37,16 @@ READ_ONLY_PREFIXES = (
 )
 READ_ONLY_OPERATIONS = frozenset({"scan", "query", "filter_log_events"})
 
-THROTTLING_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
-    "RequestThrottledException", "RequestLimitExceeded", "TooManyRequestsException",
-    "ProvisionedThroughputExceededException", "SlowDown", "PriorRequestNotComplete",
-    "EC2ThrottledException", "BandwidthLimitExceeded", "LimitExceededException",
-})
-
 
 def is_mutating(operation: str) -> bool:
     return not (operation.startswith(READ_ONLY_PREFIXES) or operation in READ_ONLY_OPERATIONS)
 
 
-def is_not_found(code: str) -> bool:
-    """AWS's many spellings of "no such resource", recognised once for every service."""
-    return (
-        code.endswith(("NotFound", "NotFoundFault", "NotFoundException", "NotFoundError"))
-        or code.startswith("NoSuch")
-        or code in {"404", "ResourceNotFoundException", "NatGatewayNotFound"}
-    )
-
-
-def error_code(exc: BaseException) -> str:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
+def _accepts_missing(missing_ok: bool | str | Iterable[str], code: str) -> bool:
+    if missing_ok is True:
+        return is_not_found(code)
+    accepted = {missing_ok} if isinstance(missing_ok, str) else set(missing_ok)
+    return code in accepted
 
 
 @dataclass
@@ -102,12 +91,13 @@ class AuditLog:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """drkit's retries on top of botocore's: throttling, and eventual consistency."""
+    """drkit's retries on top of botocore's. How long each kind of "not yet" may last is the
+    kind's own budget (drkit.retries); this sets botocore's attempts and the backoff."""
 
     botocore_max_attempts: int = 4
-    attempts: int = 6
     base_seconds: float = 0.5
     max_seconds: float = 20.0
+    settle_seconds: float = 10.0  # how long a lost answer's look-up keeps looking
 
 
 class AwsGateway:
@@ -122,6 +112,7 @@ class AwsGateway:
         audit: AuditLog | None = None,
         log: Any = None,
         stats: CallStats | None = None,
+        interrupt: threading.Event | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.clock = clock or SystemClock()
@@ -129,7 +120,8 @@ class AwsGateway:
         self.audit = audit or AuditLog(None)
         self.log = log
         self.stats = stats or CallStats()
-        self._clients: dict[tuple[str, str], Any] = {}
+        self.interrupt = interrupt or getattr(self.clock, "interrupt", None) or threading.Event()
+        self._clients: dict[tuple[str, str, bool], Any] = {}
         self._lock = threading.Lock()
         try:
             self._session = boto3.session.Session(profile_name=profile, **dict(credentials or {}))
@@ -138,20 +130,25 @@ class AwsGateway:
         if credentials is None and _is_loopback(endpoint_url) and self._session.get_credentials() is None:
             # A local emulator accepts any signature; spare the user from inventing credentials.
             self._session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
-        self._botocore_config = botocore.config.Config(
-            retries={"mode": "standard", "total_max_attempts": self.retry.botocore_max_attempts},
-            connect_timeout=10,
-            read_timeout=60,
-            user_agent_extra="drkit",
-        )
+        self._configs = {
+            resend: botocore.config.Config(
+                retries={"mode": "standard", "total_max_attempts": self.retry.botocore_max_attempts if resend else 1},
+                connect_timeout=10,
+                read_timeout=60,
+                user_agent_extra="drkit",
+            )
+            for resend in (True, False)
+        }
 
-    def client(self, service: str, region: str) -> Any:
-        key = (service, region)
+    def client(self, service: str, region: str, *, resend: bool = True) -> Any:
+        """The client for (service, region). `resend=False`: botocore makes one attempt only, for
+        calls that must not be resent blindly after a lost response (drkit looks first)."""
+        key = (service, region, resend)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
                 client = self._session.client(
-                    service, region_name=region, endpoint_url=self.endpoint_url, config=self._botocore_config
+                    service, region_name=region, endpoint_url=self.endpoint_url, config=self._configs[resend]
                 )
                 self._clients[key] = client
             return client
@@ -162,66 +159,114 @@ class AwsGateway:
         region: str,
         operation: str,
         *,
-        missing_ok: bool = False,
+        missing_ok: bool | str | Iterable[str] = False,
         resource: str | None = None,
-        retry_codes: frozenset[str] = frozenset(),
+        not_yet: Sequence[NotYet] = (),
+        settled: Callable[[], Any] | None = None,
         **params: Any,
     ) -> Any:
         """Call `operation` (boto3 snake_case) and return its response.
 
         missing_ok: a "not found" error returns None (observations and idempotent deletes).
+            True accepts any not-found code; a code or codes accept only the resource's own
+            (ReleaseAddress answering InvalidNetworkInterfaceID.NotFound has released nothing).
         resource: what the call acts on, for the log and the audit file.
-        retry_codes: extra error codes that mean "not yet, try again" for this call.
+        not_yet: the kinds of "not yet, try again" this call may meet (drkit.retries), each with
+            its codes, message and time budget. Throttling is always one of them.
+        settled: for a call AWS gives no idempotency token and that must not be resent blindly (a
+            create, an attach): after an answer that may hide a success (a 5xx, a timeout), drkit
+            calls `settled()` -- a fresh read of whether the effect holds -- and returns what it
+            gives instead of resending; None means "not done", and only then is the call resent.
+            An error after such a lost answer (AlreadyExists) is judged the same way.
+        An idempotency token the API has (ClientToken, ...) is generated once here and reused by
+        every attempt, botocore's and drkit's, so a resent create returns the same resource.
         """
-        client = self.client(service, region)
+        client = self.client(service, region, resend=settled is None)
         method = getattr(client, operation)
         mutating = is_mutating(operation)
-
-        def retryable(exc: BaseException) -> bool:
-            code = error_code(exc)
-            if code in THROTTLING_CODES or code in retry_codes:
-                return True
-            # EC2 and friends are eventually consistent: a resource created a moment ago may not
-            # be visible to the next mutating call yet. Deletes treat "not found" as done instead.
-            return mutating and not missing_ok and is_not_found(code) and not operation.startswith(("delete_", "release_"))
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            if self.log is not None and state.outcome is not None:
-                self.log.info(
-                    "aws.retry", service=service, region=region, operation=operation,
-                    code=error_code(state.outcome.exception()), attempt=state.attempt_number,
+        params = self._with_idempotency_token(client, operation, params)
+        deleting = operation.startswith(("delete_", "release_", "remove_", "disassociate_", "detach_"))
+        budgets = Budgets(base=self.retry.base_seconds, cap=self.retry.max_seconds)
+        lost = False
+        last_report: float | None = None
+        while True:
+            try:
+                self.stats.add(service, region, operation)
+                response = method(**params)
+                break
+            except (botocore.exceptions.ClientError, *MAYBE_DONE_ERRORS) as exc:
+                code = error_code(exc)
+                if settled is not None and (lost or outcome_unknown(exc)):
+                    lost = True
+                    found = self._settle(settled)
+                    if found is not None:
+                        self._record_mutation(service, region, operation, resource, found, recovered=True)
+                        return found
+                kind = UNKNOWN_OUTCOME if outcome_unknown(exc) else classify(
+                    exc, mutating=mutating, deleting=deleting, missing_ok=bool(missing_ok), not_yet=not_yet,
+                    not_found=is_not_found(code),
                 )
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(retryable),
-            wait=tenacity.wait_random_exponential(multiplier=self.retry.base_seconds, max=self.retry.max_seconds),
-            stop=tenacity.stop_after_attempt(self.retry.attempts),
-            sleep=self.clock.sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-
-        def attempt() -> Any:
-            self.stats.add(service, region, operation)
-            return method(**params)
-
-        try:
-            response = retrying(attempt)
-        except botocore.exceptions.ClientError as exc:
-            code = error_code(exc)
-            if missing_ok and is_not_found(code):
-                return None
-            message = exc.response.get("Error", {}).get("Message", str(exc))
-            raise AwsCallError(service, region, operation, code, message) from exc
-        except botocore.exceptions.NoCredentialsError:
-            raise DrkitError(
-                "no AWS credentials found", hint="set AWS_PROFILE or --profile, or the AWS_* environment variables"
-            ) from None
-        except botocore.exceptions.EndpointConnectionError as exc:
-            raise DrkitError(f"cannot reach AWS {service} in {region}: {exc}") from None
+                now = self.clock.monotonic()
+                # An explicit "not yet" outranks missing_ok (NoSuchBucket right after a create).
+                retry = kind is not None and budgets.allow(kind, now)
+                if missing_ok and _accepts_missing(missing_ok, code) and not (retry and kind in not_yet):
+                    return None
+                if not retry:
+                    raise self._failure(service, region, operation, exc, kind, budgets, now) from exc
+                if self.interrupt.is_set():
+                    raise InterruptedRun(f"interrupted during {service} {operation} in {region}; re-run to resume")
+                last_report = self._report_retry(service, region, operation, exc, kind, budgets, now, last_report)
+                self.clock.sleep(budgets.next_delay())
+            except botocore.exceptions.NoCredentialsError:
+                raise DrkitError(
+                    "no AWS credentials found", hint="set AWS_PROFILE or --profile, or the AWS_* environment variables"
+                ) from None
+            except botocore.exceptions.EndpointConnectionError as exc:
+                raise EndpointUnreachableError(f"cannot reach AWS {service} in {region}: {exc}") from None
         if mutating:
             self._record_mutation(service, region, operation, resource, response)
         return response
+
+    def _with_idempotency_token(self, client: Any, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Fill the API's idempotency token once per drkit call (botocore would make a new one per
+        call, so drkit's own retries would create a second resource)."""
+        api_name = client.meta.method_to_api_mapping.get(operation)
+        if api_name is None:
+            return params
+        members = client.meta.service_model.operation_model(api_name).idempotent_members
+        missing = {name: f"drkit-{uuid.uuid4()}" for name in members if name not in params}
+        return {**params, **missing} if missing else params
+
+    def _settle(self, settled: Callable[[], Any]) -> Any:
+        """Ask `settled` a few times over `settle_seconds`: a resource created a moment ago may
+        not be visible to the first read (EC2's eventual consistency)."""
+        deadline = self.clock.monotonic() + self.retry.settle_seconds
+        while True:
+            found = settled()
+            if found is not None or self.clock.monotonic() >= deadline:
+                return found
+            self.clock.sleep(1.0)
+
+    def _failure(self, service: str, region: str, operation: str, exc: BaseException, kind: NotYet | None,
+                 budgets: Budgets, now: float) -> DrkitError:
+        code = error_code(exc) or type(exc).__name__
+        message = error_message(exc)
+        if kind is not None:
+            message += f" (still {kind.kind} after {budgets.elapsed(kind, now):.0f}s; gave up)"
+        return AwsCallError(service, region, operation, code, message)
+
+    def _report_retry(self, service: str, region: str, operation: str, exc: BaseException, kind: NotYet,
+                      budgets: Budgets, now: float, last_report: float | None) -> float | None:
+        if self.log is None:
+            return last_report
+        self.log.info("aws.retry", service=service, region=region, operation=operation, code=error_code(exc),
+                      kind=kind.kind, attempt=budgets.attempts + 1)
+        elapsed = budgets.elapsed(kind, now)
+        if elapsed >= 30 and (last_report is None or now - last_report >= 30):
+            self.log.info("wait", progress=f"{service} {operation} in {region}: {kind.kind} "
+                          f"({error_code(exc)}), retrying ({elapsed:.0f}s of {kind.budget:.0f}s)")
+            return now
+        return last_report
 
     def paginate(self, service: str, region: str, operation: str, result_key: str, **params: Any) -> list:
         """All pages of a list/describe call, each page through `call` (so counted and retried)."""
@@ -237,7 +282,8 @@ class AwsGateway:
                 return items
             params = {**params, token_in: token}
 
-    def _record_mutation(self, service: str, region: str, operation: str, resource: str | None, response: Any) -> None:
+    def _record_mutation(self, service: str, region: str, operation: str, resource: str | None, response: Any,
+                         *, recovered: bool = False) -> None:
         request_id = (response or {}).get("ResponseMetadata", {}).get("RequestId") if isinstance(response, dict) else None
         record = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -247,9 +293,12 @@ class AwsGateway:
             "resource": resource,
             "request_id": request_id,
         }
+        if recovered:  # the answer was lost; a fresh read showed the call had taken effect
+            record["recovered"] = True
         self.audit.append(record)
         if self.log is not None:
-            self.log.info("aws.mutate", service=service, region=region, operation=operation, resource=resource)
+            self.log.info("aws.mutate", service=service, region=region, operation=operation, resource=resource,
+                          recovered=recovered)
 
 
 _PAGINATION_TOKENS: dict[tuple[str, str], tuple[str, str]] = {

@@ -3,8 +3,11 @@
 One filtered describe per resource kind returns every resource a step owns in its region; the
 `drkit:resource` tag says which is which. Ids in the state that the tag query did not return
 (their tags were removed or changed) are looked up by id, so drift is reported, not duplicated.
-More than one resource carrying the same key is an error that names them (amazon.aws's
-`get_vpc_id` rule).
+
+More than one resource carrying this env's ownership tags for the same key is provably drkit's
+(the tags go on in the create call): a create whose answer was lost, then resent. They never
+wedge drkit: one is kept (the one the state recorded, else a usable one, else the lowest id) and
+the others are duplicates that provision removes and teardown deletes with the rest.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from drkit.errors import AmbiguousResourceError
 from drkit.step import StepContext
 from drkit.tags import RESOURCE_TAG, ec2_tag_filters, from_aws, is_owned
 
@@ -48,6 +50,7 @@ class Found:
     key: str
     raw: dict[str, Any]
     owned: bool
+    duplicates: tuple[str, ...] = ()  # ids of other resources tagged as this same key
 
     @property
     def tags(self) -> dict[str, str]:
@@ -66,14 +69,9 @@ def find_owned(ctx: StepContext, kind: Ec2Kind, keys: list[str]) -> dict[str, Fo
             by_key.setdefault(key, []).append(item)
     found: dict[str, Found] = {}
     for key, matches in by_key.items():
-        if len(matches) > 1:
-            ids = ", ".join(sorted(m[kind.id_key] for m in matches))
-            raise AmbiguousResourceError(
-                f"{ctx.step.key} in {ctx.region}: {len(matches)} {kind.kind.replace('_', ' ')}s are tagged "
-                f"as its {key!r}: {ids}",
-                hint="delete the extra one(s) or remove their drkit tags, then re-run",
-            )
-        found[key] = Found(key, matches[0], owned=True)
+        kept = _keeper(matches, kind, ctx.recorded_id(key))
+        others = tuple(sorted(m[kind.id_key] for m in matches if m is not kept))
+        found[key] = Found(key, kept, owned=True, duplicates=others)
 
     # Ids the state remembers but the tag query missed: their tags drifted.
     missing = {ctx.recorded_id(k): k for k in keys if k not in found and ctx.recorded_id(k)}
@@ -89,3 +87,21 @@ def find_owned(ctx: StepContext, kind: Ec2Kind, keys: list[str]) -> dict[str, Fo
             owned = is_owned(from_aws(item.get("Tags")), ctx.config.env, ctx.step.name)
             found[key] = Found(key, item, owned=owned)
     return found
+
+
+# States in which a resource is on its way out or unusable: another copy is the one to keep.
+_UNUSABLE_STATES = frozenset({"failed", "deleting", "deleted"})
+
+
+def _keeper(matches: list[dict[str, Any]], kind: Ec2Kind, recorded: str | None) -> dict[str, Any]:
+    """Which of several resources tagged as one key drkit keeps: the recorded one, else a usable
+    one, else the lowest id (deterministic, so plan and provision agree)."""
+    for item in matches:
+        if item[kind.id_key] == recorded:
+            return item
+    return min(matches, key=lambda m: (m.get("State") in _UNUSABLE_STATES, m[kind.id_key]))
+
+
+def duplicate_ids(found: dict[str, Found]) -> dict[str, tuple[str, ...]]:
+    """key -> ids of the extra resources tagged as that key, for the step's Observation."""
+    return {key: f.duplicates for key, f in found.items() if f.duplicates}

@@ -47,6 +47,10 @@ class AwsCallError(DrkitError):
         self.code = code
 
 
+class EndpointUnreachableError(DrkitError):
+    """AWS (or the --endpoint-url) could not be reached at all: one line, not one per step."""
+
+
 class AmbiguousResourceError(DrkitError):
     """More than one AWS resource carries the tags of a resource drkit expects once."""
 

@@ -80,6 +80,7 @@ class Runner:
             retry=retry,
             audit=AuditLog(audit_path(config)),
             log=self.log,
+            interrupt=self.interrupt,
         )
         self.waiter = Waiter(self.clock, lambda line: self.log.info("wait", progress=line), wait_policy, self.interrupt)
 

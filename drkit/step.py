@@ -27,6 +27,7 @@ REPLACE = "replace"  # a difference drkit refuses to repair in place
 WAIT = "wait"  # a resource in a transitional state drkit waits out
 DELETE = "delete"
 SKIP = "skip"  # teardown leaves a resource drkit cannot prove it owns
+DUPLICATE = "duplicate"  # the attribute of a DELETE that removes an extra copy of a resource
 
 MUTATING_ACTIONS = frozenset({CREATE, UPDATE, DELETE})
 
@@ -74,6 +75,9 @@ class Observation:
 
     resources: Mapping[str, Observed]
     facts: Mapping[str, Any] = field(default_factory=dict)
+    # key -> ids of further resources carrying drkit's tags for that key (a lost create answer,
+    # then a resend): provably drkit's, so provision removes them and teardown deletes them.
+    duplicates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def get(self, key: str, kind: str = "") -> Observed:
         return self.resources.get(key) or Observed(kind=kind, key=key, status=ABSENT)
@@ -106,6 +110,8 @@ class Change:
             what += f" ({self.resource_id})"
         if self.action == CREATE:
             text = f"create {what}"
+        elif self.action == DELETE and self.attribute == DUPLICATE:
+            text = f"delete duplicate {what}"
         elif self.action == DELETE:
             text = f"delete {what}"
         elif self.action == WAIT:
@@ -164,6 +170,7 @@ def decide(
         def change(action: str, **kw: Any) -> Change:
             return Change(step, region, want.kind, want.key, want.name, action, resource_id=have.id, **kw)
 
+        changes += duplicate_deletes(step, region, want, have.id, observation)
         foreign = have.exists and not have.owned and recorded is not None and recorded.get(want.key) != have.id
         if foreign:
             changes.append(change(REPLACE, attribute="ownership", expected="drkit's ownership tags",
@@ -192,6 +199,14 @@ def decide(
     return changes
 
 
+def duplicate_deletes(step: str, region: str, want: Desired, kept: str | None, observation: Observation) -> list[Change]:
+    """DELETEs for the extra copies of one resource, naming the copy drkit keeps."""
+    note = f"also tagged as drkit's {want.key!r}" + (f"; drkit keeps {kept}" if kept else "")
+    return [Change(step, region, want.kind, want.key, want.name, DELETE, attribute=DUPLICATE, resource_id=extra,
+                   note=note)
+            for extra in observation.duplicates.get(want.key, ())]
+
+
 def refuse_replacements(changes: Sequence[Change]) -> None:
     """Stop before any change if one of them would need a replacement (drkit never replaces)."""
     refused = [c for c in changes if c.action == REPLACE]
@@ -208,9 +223,10 @@ def decide_teardown(step: str, region: str, desired: Sequence[Desired], observat
     changes: list[Change] = []
     for want in reversed(desired):
         have = observation.resources.get(want.key)
+        where = want.region or region
+        changes += duplicate_deletes(step, where, want, have.id if have else None, observation)
         if have is None or not have.exists:
             continue
-        where = want.region or region
         if not have.owned:
             note = "its drkit ownership tags are gone; delete it by hand if it is drkit's"
             changes.append(Change(step, where, want.kind, want.key, want.name, SKIP, resource_id=have.id, note=note))
@@ -374,7 +390,8 @@ class Step(abc.ABC):
             if change.action == DELETE:
                 ctx.check_interrupt()
                 self.apply(ctx, change)
-                ctx.state.forget(self.key, change.key)
+                if change.attribute != DUPLICATE:  # the state never recorded a duplicate
+                    ctx.state.forget(self.key, change.key)
         if not any(c.action == SKIP for c in changes):
             ctx.state.clear_step(self.key)
         return changes

@@ -27,6 +27,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+from drkit.retries import busy
 from drkit.errors import DrkitError
 from drkit.step import (
     AVAILABLE, CREATE, DELETE, DELETING, FAILED, PENDING, UPDATE, Assessment, Change, Desired, Observation,
@@ -60,10 +61,10 @@ BROKEN = frozenset({
 })
 
 # A subnet group is "in use" until RDS has finished forgetting the deleted cluster.
-SUBNET_GROUP_IN_USE = frozenset({"InvalidDBSubnetGroupStateFault"})
+SUBNET_GROUP_IN_USE = (busy("InvalidDBSubnetGroupStateFault"),)
 # Right after a modification the status may still read `available` before it turns `modifying`,
 # so a second modification can meet the first one still being applied.
-STILL_BUSY = frozenset({"InvalidDBClusterStateFault", "InvalidDBInstanceState"})
+STILL_BUSY = (busy("InvalidDBClusterStateFault", "InvalidDBInstanceState"),)
 
 # Values kept in the state beside a resource's id (never secrets): outputs are read from there.
 RECORDED_EXTRAS = ("arn", "endpoint", "reader_endpoint")
@@ -372,7 +373,7 @@ class AuroraStep(Step):
 
     def delete_db_subnet_group(self, ctx: StepContext, change: Change) -> None:
         ctx.call("rds", "delete_db_subnet_group", DBSubnetGroupName=change.resource_id, missing_ok=True,
-                 retry_codes=SUBNET_GROUP_IN_USE, resource=change.resource_id)
+                 not_yet=SUBNET_GROUP_IN_USE, resource=change.resource_id)
 
     def _retag(self, ctx: StepContext, change: Change) -> None:
         ctx.call("rds", "add_tags_to_resource", ResourceName=self._recorded(ctx, change.key, "arn"),
@@ -407,7 +408,7 @@ class AuroraStep(Step):
         }[change.attribute]
         self._settle(self._cluster_status(ctx, change.resource_id), lambda: self._wait_cluster(ctx, change.resource_id))
         ctx.call("rds", "modify_db_cluster", DBClusterIdentifier=change.resource_id, ApplyImmediately=True,
-                 retry_codes=STILL_BUSY, resource=change.resource_id, **{parameter: change.expected})
+                 not_yet=STILL_BUSY, resource=change.resource_id, **{parameter: change.expected})
         self._wait_cluster(ctx, change.resource_id)
 
     def delete_global_cluster_membership(self, ctx: StepContext, change: Change) -> None:
@@ -463,7 +464,7 @@ class AuroraStep(Step):
         parameter = {"db_instance_class": "DBInstanceClass", "publicly_accessible": "PubliclyAccessible"}[change.attribute]
         self._settle(self._instance_status(ctx, change.resource_id), lambda: self._wait_instance(ctx, change.resource_id))
         ctx.call("rds", "modify_db_instance", DBInstanceIdentifier=change.resource_id, ApplyImmediately=True,
-                 retry_codes=STILL_BUSY, resource=change.resource_id, **{parameter: change.expected})
+                 not_yet=STILL_BUSY, resource=change.resource_id, **{parameter: change.expected})
         self._wait_instance(ctx, change.resource_id)
 
     def delete_db_instance(self, ctx: StepContext, change: Change) -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from drkit.retries import busy, propagating
 from drkit.errors import DrkitError, WaitTimeoutError
 from drkit.step import (
     AVAILABLE, DELETING, FAILED, PENDING, Change, Desired, Observation, Observed, ProbeResult, Step,
@@ -67,8 +68,8 @@ FAILED_STATUSES = frozenset({
 
 # "Not yet": the table is CREATING/UPDATING, or its backups are still being set up after creation.
 # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateContinuousBackups.html
-IN_USE = frozenset({"ResourceInUseException"})
-BACKUPS_NOT_READY = frozenset({"ContinuousBackupsUnavailableException"})
+IN_USE = (busy("ResourceInUseException"),)
+BACKUPS_NOT_READY = (propagating("ContinuousBackupsUnavailableException", budget=10 * 60),)
 
 
 def table_settings(table: dict[str, Any], backups: dict[str, Any] | None) -> dict[str, Any]:
@@ -253,7 +254,7 @@ class EnsureGlobalTable(Step):
             raise DrkitError(f"{self.key}: the table must exist before its replica")
         ctx.aws.call("dynamodb", primary, "update_table", TableName=change.name,
                      ReplicaUpdates=[{"Create": {"RegionName": dr}}],
-                     retry_codes=IN_USE, resource=f"{change.name} replica in {dr}")
+                     not_yet=IN_USE, resource=f"{change.name} replica in {dr}")
         replica_arn = arn_in_region(table_arn, dr)
         ctx.record(change.key, "dynamodb_replica", replica_arn)
         self._wait_replica_active(ctx)
@@ -285,7 +286,7 @@ class EnsureGlobalTable(Step):
             return
 
         def update(**params: Any) -> None:
-            ctx.aws.call("dynamodb", region, "update_table", TableName=change.name, retry_codes=IN_USE,
+            ctx.aws.call("dynamodb", region, "update_table", TableName=change.name, not_yet=IN_USE,
                          resource=f"{change.name} in {region}", **params)
 
         if change.attribute == "billing_mode":
@@ -306,13 +307,13 @@ class EnsureGlobalTable(Step):
     def _tag(self, ctx: StepContext, region: str, arn: str | None, tags: dict[str, str]) -> None:
         # TagResource is eventually consistent: ListTagsOfResource may lag it by a few seconds.
         ctx.aws.call("dynamodb", region, "tag_resource", ResourceArn=arn, Tags=to_aws(tags),
-                     retry_codes=IN_USE, resource=arn)
+                     not_yet=IN_USE, resource=arn)
 
     def _enable_pitr(self, ctx: StepContext, region: str) -> None:
         name = ctx.config.names.dynamodb_table
         ctx.aws.call("dynamodb", region, "update_continuous_backups", TableName=name,
                      PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-                     retry_codes=BACKUPS_NOT_READY, resource=f"{name} in {region}")
+                     not_yet=BACKUPS_NOT_READY, resource=f"{name} in {region}")
 
     def _clear_predecessor(self, ctx: StepContext, region: str, change: Change) -> None:
         """A table of this name that is going away must be gone first; a failed one stays put."""
@@ -379,12 +380,12 @@ class EnsureGlobalTable(Step):
                 # Removes this replica (DeleteTableReplica in the DR region) and nothing else.
                 # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicationGroupUpdate.html
                 ctx.aws.call("dynamodb", primary, "update_table", TableName=change.name,
-                             ReplicaUpdates=[{"Delete": {"RegionName": dr}}], retry_codes=IN_USE,
+                             ReplicaUpdates=[{"Delete": {"RegionName": dr}}], not_yet=IN_USE,
                              resource=f"{change.name} replica in {dr}")
             else:
                 # No longer a member of the table (the table was deleted): an ordinary table.
                 ctx.aws.call("dynamodb", dr, "delete_table", TableName=change.name, missing_ok=True,
-                             retry_codes=IN_USE, resource=change.resource_id)
+                             not_yet=IN_USE, resource=change.resource_id)
         self._wait_gone(ctx, dr)
 
     def delete_dynamodb_table(self, ctx: StepContext, change: Change) -> None:
@@ -394,5 +395,5 @@ class EnsureGlobalTable(Step):
         # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_DeleteTable.html
         if self._wait_settled(ctx, region) is not None:
             ctx.aws.call("dynamodb", region, "delete_table", TableName=change.name, missing_ok=True,
-                         retry_codes=IN_USE, resource=change.resource_id)
+                         not_yet=IN_USE, resource=change.resource_id)
         self._wait_gone(ctx, region)

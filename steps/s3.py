@@ -23,6 +23,7 @@ import uuid
 from typing import Any
 
 from drkit.config import known_regions
+from drkit.retries import NotYet, busy, propagating
 from drkit.errors import AwsCallError, DrkitError, WaitTimeoutError
 from drkit.step import (
     Assessment, Change, Desired, Observation, Observed, ProbeResult, Step, StepContext, known,
@@ -69,11 +70,11 @@ ACCESS_DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled"})
 # A configuration call right after CreateBucket can meet a 409 OperationAborted ("a conflicting
 # conditional operation is in progress"); it succeeds when retried. NoSuchBucket right after the
 # create is retried by drkit.aws for every mutating call.
-S3_BUSY = frozenset({"OperationAborted"})
+S3_BUSY = (busy("OperationAborted"),)
 # A read right after CreateBucket can still answer NoSuchBucket (bucket configuration is eventually
 # consistent): for the tags that decide whether the bucket is drkit's, that means "not yet".
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel
-NOT_VISIBLE_YET = frozenset({"NoSuchBucket"})
+NOT_VISIBLE_YET = (propagating("NoSuchBucket"),)
 # PutBucketReplication checks versioning on both buckets ("Versioning must be 'Enabled' on the
 # bucket...", "Destination bucket must have versioning enabled."): both InvalidRequest, both seen
 # right after versioning was enabled, before S3 has propagated it.
@@ -81,7 +82,7 @@ NOT_VISIBLE_YET = frozenset({"NoSuchBucket"})
 # AWS documents no error of this call for a role IAM has not propagated yet: S3 assumes the role
 # when it replicates (failure reason AssumeRoleNotPermitted).
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-failure-codes.html
-REPLICATION_NOT_YET_VALID = frozenset({"InvalidRequest"})
+REPLICATION_NOT_YET_VALID = (propagating("InvalidRequest", message="versioning", budget=2 * 60),)
 
 # S3 assumes the role to replicate.
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/setting-repl-config-perm-overview.html
@@ -245,9 +246,9 @@ class EnsureBucket(RefusesForeign):
         attrs = {"region": head.get("BucketRegion"), **self._settings(ctx, name)}
         return Observation({BUCKET: Observed(BUCKET_KIND, BUCKET, name, attrs=attrs, tags=tags)})
 
-    def _tags(self, ctx: StepContext, name: str, retry_codes: frozenset[str] = frozenset()) -> dict[str, str]:
+    def _tags(self, ctx: StepContext, name: str, not_yet: tuple[NotYet, ...] = ()) -> dict[str, str]:
         found = ctx.call("s3", "get_bucket_tagging", Bucket=name, missing_ok=True,  # NoSuchTagSet: none
-                         retry_codes=retry_codes)
+                         not_yet=not_yet)
         return from_aws((found or {}).get("TagSet"))
 
     def _settings(self, ctx: StepContext, name: str) -> dict[str, Any]:
@@ -303,14 +304,14 @@ class EnsureBucket(RefusesForeign):
             configuration["LocationConstraint"] = ctx.region
         try:
             extra = {"CreateBucketConfiguration": configuration} if configuration else {}
-            ctx.call("s3", "create_bucket", Bucket=name, retry_codes=S3_BUSY, resource=name, **extra)
+            ctx.call("s3", "create_bucket", Bucket=name, not_yet=S3_BUSY, resource=name, **extra)
             # Without tags in the create, a 200 in us-east-1 cannot be told apart: taken as new.
             new = ctx.region != LOCATION_CONSTRAINT_FREE_REGION or not sends_tags
         except AwsCallError as exc:
             if exc.code != "BucketAlreadyOwnedByYou":
                 raise
             new = False
-        current = self._tags(ctx, name, retry_codes=NOT_VISIBLE_YET)
+        current = self._tags(ctx, name, not_yet=NOT_VISIBLE_YET)
         if not new and not is_owned(current, ctx.config.env, self.name):
             raise foreign_error(self, ctx, BUCKET_KIND, name)
         if missing_tags(tags, current):
@@ -334,19 +335,19 @@ class EnsureBucket(RefusesForeign):
 
     def _put_tags(self, ctx: StepContext, name: str, tags: dict[str, str]) -> None:
         ctx.call("s3", "put_bucket_tagging", Bucket=name, Tagging={"TagSet": to_aws(tags)},
-                 retry_codes=S3_BUSY, resource=name)
+                 not_yet=S3_BUSY, resource=name)
 
     def _apply_setting(self, ctx: StepContext, name: str, attribute: str) -> None:
         if attribute == "versioning":
             ctx.call("s3", "put_bucket_versioning", Bucket=name, VersioningConfiguration={"Status": "Enabled"},
-                     retry_codes=S3_BUSY, resource=name)
+                     not_yet=S3_BUSY, resource=name)
         elif attribute == "encryption":
             rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": ENCRYPTION_ALGORITHM}}
             ctx.call("s3", "put_bucket_encryption", Bucket=name,
-                     ServerSideEncryptionConfiguration={"Rules": [rule]}, retry_codes=S3_BUSY, resource=name)
+                     ServerSideEncryptionConfiguration={"Rules": [rule]}, not_yet=S3_BUSY, resource=name)
         elif attribute == "public_access_block":
             ctx.call("s3", "put_public_access_block", Bucket=name,
-                     PublicAccessBlockConfiguration=dict(ALL_PUBLIC_ACCESS_BLOCKED), retry_codes=S3_BUSY,
+                     PublicAccessBlockConfiguration=dict(ALL_PUBLIC_ACCESS_BLOCKED), not_yet=S3_BUSY,
                      resource=name)
         elif attribute == "tls_only_policy":
             # Replace drkit's statement, keep any other statement someone added.
@@ -356,7 +357,7 @@ class EnsureBucket(RefusesForeign):
             statements = statements if isinstance(statements, list) else [statements]
             policy["Statement"] = [s for s in statements if s.get("Sid") != TLS_ONLY_SID]
             policy["Statement"].append(tls_only_statement(_partition(ctx), name))
-            ctx.call("s3", "put_bucket_policy", Bucket=name, Policy=json.dumps(policy), retry_codes=S3_BUSY,
+            ctx.call("s3", "put_bucket_policy", Bucket=name, Policy=json.dumps(policy), not_yet=S3_BUSY,
                      resource=name)
         else:
             raise NotImplementedError(f"{self.key} cannot update {attribute}")
@@ -369,7 +370,7 @@ class EnsureBucket(RefusesForeign):
         for attempt in range(1, EMPTY_ATTEMPTS + 1):
             self._empty(ctx, name)
             try:
-                ctx.call("s3", "delete_bucket", Bucket=name, missing_ok=True, retry_codes=S3_BUSY, resource=name)
+                ctx.call("s3", "delete_bucket", Bucket=name, missing_ok=True, not_yet=S3_BUSY, resource=name)
                 return
             except AwsCallError as exc:
                 if exc.code != "BucketNotEmpty" or attempt == EMPTY_ATTEMPTS:
@@ -535,7 +536,7 @@ class EnsureBucketReplication(Step):
         for region, bucket in ((ctx.config.region("primary"), source), (ctx.config.region("dr"), destination)):
             self._wait_versioning(ctx, region, bucket)
         ctx.call("s3", "put_bucket_replication", Bucket=source, ReplicationConfiguration=configuration,
-                 retry_codes=REPLICATION_NOT_YET_VALID, resource=source)
+                 not_yet=REPLICATION_NOT_YET_VALID, resource=source)
         ctx.record(REPLICATION, REPLICATION_KIND, source)
 
     def update_bucket_replication(self, ctx: StepContext, change: Change) -> None:

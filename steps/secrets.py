@@ -21,6 +21,7 @@ import json
 import secrets
 from typing import Any, Iterator
 
+from drkit.retries import propagating
 from drkit.errors import DrkitError
 from drkit.step import (
     AVAILABLE, DELETING, UPDATE, Change, Desired, Observation, Observed, Step, StepContext, decide_teardown,
@@ -34,7 +35,7 @@ RECOVERY_WINDOW_DAYS = 7  # the minimum Secrets Manager allows
 # A force-deleted secret's name stays taken for a short while after DeleteSecret returns
 # (the deletion is asynchronous); CreateSecret then fails with InvalidRequestException.
 # https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html#SecretsManager-DeleteSecret-request-ForceDeleteWithoutRecovery
-NAME_STILL_TAKEN = frozenset({"InvalidRequestException"})
+NAME_STILL_TAKEN = (propagating("InvalidRequestException", message="scheduled for deletion"),)
 
 
 def generate_master_password() -> str:
@@ -137,7 +138,7 @@ class EnsureDbSecret(Step):
                 SecretString=json.dumps({"username": MASTER_USERNAME, "password": password}),
                 AddReplicaRegions=[{"Region": region} for region in change.expected["replica_regions"]],
                 Tags=to_aws(ctx.tags_for(change.key, change.name)),
-                retry_codes=NAME_STILL_TAKEN, resource=change.name,
+                not_yet=NAME_STILL_TAKEN, resource=change.name,
             )
         ctx.record(change.key, "secret", created["ARN"])
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from drkit.ec2 import SECURITY_GROUP, Found, find_owned
+from drkit.ec2 import SECURITY_GROUP, Found, duplicate_ids, find_owned
+from drkit.retries import in_use
 from drkit.errors import AwsCallError, DrkitError
 from drkit.step import Change, Desired, Observation, Observed, Step, StepContext, known
 from drkit.tags import tag_specifications, to_aws
@@ -34,7 +35,7 @@ DEFAULT_EGRESS = {"protocol": ALL_TRAFFIC, "from_port": None, "to_port": None, "
 # EC2's answer to authorizing a rule the group already has.
 RULE_EXISTS = "InvalidPermission.Duplicate"
 # An ENI (RDS, Lambda hyperplane) still attached to the group: EC2 refuses the delete until it is gone.
-STILL_IN_USE = frozenset({"DependencyViolation", "InvalidGroup.InUse"})
+STILL_IN_USE = (in_use("DependencyViolation", "InvalidGroup.InUse"),)
 
 
 def rule(protocol: str, source: str, from_port: int | None = None, to_port: int | None = None) -> dict[str, Any]:
@@ -91,7 +92,7 @@ class EnsureSecurityGroups(Step):
     # Observe -------------------------------------------------------------------------------
     def observe(self, ctx: StepContext) -> Observation:
         found = find_owned(ctx, SECURITY_GROUP, self.KEYS)
-        return Observation({key: self._observed(item) for key, item in found.items()})
+        return Observation({key: self._observed(item) for key, item in found.items()}, duplicates=duplicate_ids(found))
 
     def _observed(self, found: Found) -> Observed:
         raw = found.raw
@@ -179,5 +180,5 @@ class EnsureSecurityGroups(Step):
             lambda interfaces: not interfaces,
             describe=lambda interfaces: ", ".join(i["NetworkInterfaceId"] for i in interfaces) + " still attached",
         )
-        ctx.call("ec2", "delete_security_group", GroupId=group_id, missing_ok=True, retry_codes=STILL_IN_USE,
+        ctx.call("ec2", "delete_security_group", GroupId=group_id, missing_ok=True, not_yet=STILL_IN_USE,
                  resource=group_id)

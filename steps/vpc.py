@@ -12,7 +12,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from drkit.ec2 import ELASTIC_IP, INTERNET_GATEWAY, NAT_GATEWAY, ROUTE_TABLE, SUBNET, VPC, Ec2Kind, Found, find_owned
+from drkit.ec2 import ELASTIC_IP, INTERNET_GATEWAY, NAT_GATEWAY, ROUTE_TABLE, SUBNET, VPC, Ec2Kind, Found, duplicate_ids, find_owned
+from drkit.retries import in_use
 from drkit.errors import DrkitError
 from drkit.step import (
     ABSENT, AVAILABLE, DELETING, FAILED, PENDING, Change, Desired, Observation, Observed, Step, StepContext,
@@ -25,7 +26,7 @@ DEFAULT_ROUTE = "0.0.0.0/0"
 NAT_STATUS = {"pending": PENDING, "available": AVAILABLE, "failed": FAILED, "deleting": DELETING, "deleted": ABSENT}
 
 # EC2 retries errors that only mean "a dependent is still going away" (eventual consistency).
-STILL_IN_USE = frozenset({"DependencyViolation", "InvalidIPAddress.InUse"})
+STILL_IN_USE = (in_use("DependencyViolation", "InvalidIPAddress.InUse"),)
 
 
 def assign_zones(available: list[str], observed: dict[str, str | None]) -> dict[str, str]:
@@ -73,7 +74,7 @@ class EnsureVpc(Step):
         subnet_keys = self.KEYS["subnet"]
         if any(k not in resources for k in subnet_keys):
             facts["zones"] = self._available_zones(ctx)
-        return Observation(resources, facts)
+        return Observation(resources, facts, duplicate_ids(found))
 
     def _available_zones(self, ctx: StepContext) -> list[str]:
         response = ctx.call(
@@ -360,7 +361,7 @@ class EnsureVpc(Step):
                     ctx.call("ec2", "disassociate_route_table", AssociationId=association["RouteTableAssociationId"],
                              missing_ok=True, resource=change.resource_id)
         ctx.call("ec2", "delete_route_table", RouteTableId=change.resource_id, missing_ok=True,
-                 retry_codes=STILL_IN_USE, resource=change.resource_id)
+                 not_yet=STILL_IN_USE, resource=change.resource_id)
 
     def delete_nat_gateway(self, ctx: StepContext, change: Change) -> None:
         if self._nat_state(ctx, change.resource_id).get("State") not in ("deleting", "deleted"):
@@ -371,25 +372,25 @@ class EnsureVpc(Step):
 
     def delete_elastic_ip(self, ctx: StepContext, change: Change) -> None:
         ctx.call("ec2", "release_address", AllocationId=change.resource_id, missing_ok=True,
-                 retry_codes=STILL_IN_USE, resource=change.resource_id)
+                 not_yet=STILL_IN_USE, resource=change.resource_id)
 
     def delete_internet_gateway(self, ctx: StepContext, change: Change) -> None:
         found = ctx.call("ec2", "describe_internet_gateways", InternetGatewayIds=[change.resource_id], missing_ok=True)
         for igw in (found or {}).get("InternetGateways", []):
             for attachment in igw.get("Attachments", []):
                 ctx.call("ec2", "detach_internet_gateway", InternetGatewayId=change.resource_id,
-                         VpcId=attachment["VpcId"], missing_ok=True, retry_codes=STILL_IN_USE,
+                         VpcId=attachment["VpcId"], missing_ok=True, not_yet=STILL_IN_USE,
                          resource=change.resource_id)
         ctx.call("ec2", "delete_internet_gateway", InternetGatewayId=change.resource_id, missing_ok=True,
-                 retry_codes=STILL_IN_USE, resource=change.resource_id)
+                 not_yet=STILL_IN_USE, resource=change.resource_id)
 
     def delete_subnet(self, ctx: StepContext, change: Change) -> None:
         ctx.call("ec2", "delete_subnet", SubnetId=change.resource_id, missing_ok=True,
-                 retry_codes=STILL_IN_USE, resource=change.resource_id)
+                 not_yet=STILL_IN_USE, resource=change.resource_id)
 
     def delete_vpc(self, ctx: StepContext, change: Change) -> None:
         ctx.call("ec2", "delete_vpc", VpcId=change.resource_id, missing_ok=True,
-                 retry_codes=STILL_IN_USE, resource=change.resource_id)
+                 not_yet=STILL_IN_USE, resource=change.resource_id)
 
 
 def _default_route_target(table: dict[str, Any]) -> str | None:

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from drkit.errors import AmbiguousResourceError
 from drkit.sandbox import reset
 from tests.conftest import DR, PRIMARY, owned_filters
 
@@ -72,18 +71,35 @@ def test_stale_state_id_is_found_again_by_tags(moto, make_runner, ec2):
     assert again.verify().changes == []
 
 
-def test_two_resources_with_the_same_tags_are_an_error_naming_both(moto, make_runner, ec2):
-    runner = make_runner()
-    runner.provision()
-    client = ec2(PRIMARY)
-    original = client.describe_vpcs(Filters=owned_filters("test", "primary"))["Vpcs"][0]
+def _twin_vpc(client, env: str = "test", role: str = "primary") -> tuple[str, str]:
+    """A second VPC carrying the first one's drkit tags: what a resent create leaves behind."""
+    original = client.describe_vpcs(Filters=owned_filters(env, role))["Vpcs"][0]
     twin = client.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=[
         {"ResourceType": "vpc", "Tags": [{"Key": t["Key"], "Value": t["Value"]} for t in original["Tags"]]}
     ])["Vpc"]["VpcId"]
-    outcome = runner.plan()
-    error = next(r.error for r in outcome.results if r.step.key == "ensure_vpc:primary")
-    assert isinstance(error, AmbiguousResourceError)
-    assert original["VpcId"] in error.message and twin in error.message
+    return original["VpcId"], twin
+
+
+def test_a_duplicate_is_planned_for_removal_and_provision_removes_it(moto, make_runner, ec2):
+    runner = make_runner()
+    runner.provision()
+    client = ec2(PRIMARY)
+    original, twin = _twin_vpc(client)
+    planned = runner.plan().changes
+    assert [(c.action, c.attribute, c.resource_id) for c in planned] == [("delete", "duplicate", twin)]
+    assert original in planned[0].describe() and "duplicate" in planned[0].describe()
+    assert runner.provision().ok
+    ids = {v["VpcId"] for v in client.describe_vpcs(Filters=owned_filters("test", "primary"))["Vpcs"]}
+    assert ids == {original}
+    assert runner.verify().changes == []
+
+
+def test_teardown_deletes_every_copy_of_a_duplicated_resource(moto, make_runner, ec2):
+    runner = make_runner()
+    runner.provision()
+    _twin_vpc(ec2(PRIMARY))
+    assert runner.teardown().ok
+    assert inventory(ec2) == {region: {k: 0 for k in EXPECTED_PER_REGION} for region in (PRIMARY, DR)}
 
 
 class Killed(BaseException):
