@@ -177,8 +177,10 @@ class EnsureRestApi(Step):
     def delete_rest_api(self, ctx: StepContext, change: Change) -> None:
         # Also deletes its resources, methods, deployments and stages. AWS allows one
         # DeleteRestApi per 30 s per account: TooManyRequestsException is retried as a throttle.
-        ctx.call("apigateway", "delete_rest_api", restApiId=change.resource_id, missing_ok=True,
-                 resource=change.resource_id)
+        api_id = change.resource_id
+        ctx.call("apigateway", "delete_rest_api", restApiId=api_id, missing_ok=True, resource=api_id,
+                 settled=lambda: None if ctx.call("apigateway", "get_rest_api", restApiId=api_id, missing_ok=True)
+                 else {})
 
     # Apply: routes -------------------------------------------------------------------------
     def create_api_definition(self, ctx: StepContext, change: Change) -> None:
