@@ -48,4 +48,8 @@ def install_all(timings: SandboxTimings | None = None) -> SandboxTimings:
             module = importlib.import_module(f"{__name__}.{name}")
             module.install(timings)
         _active["timings"] = timings
-        return timings
+    # Fault injection hooks moto's stubber, so armed faults apply under mock_aws() too.
+    from drkit.sandbox.faults import active_faults
+
+    active_faults()
+    return timings
