@@ -225,9 +225,13 @@ def test_a_locked_state_exits_3_naming_the_holder_until_unlocked(drkit, tmp_path
     result = drkit("provision", "--yes")
     assert result.exit_code == 3
     assert f"pid {os.getpid()}" in result.output and "drkit state unlock" in result.output
-    unlock = drkit("state", "unlock", "--yes")
+    refused = drkit("state", "unlock", "--yes")  # the holder (this test's pid) still runs
+    assert refused.exit_code == 3 and "still running" in refused.output and "--force" in refused.output
+    assert json.loads(lock.path.read_text())["token"] == lock.token
+    unlock = drkit("state", "unlock", "--yes", "--force")
     assert unlock.exit_code == 0 and "lock broken" in unlock.output
     assert drkit("provision", "--yes").exit_code == 0
+    lock.release()  # the broken run ending later must not remove anything it no longer holds
 
 
 def test_json_logs_and_the_audit_file_record_every_mutating_call(sandbox, tmp_path):

@@ -258,3 +258,64 @@ def test_describe_holder(tmp_path: Path, content: str, expected: str) -> None:
     lock = StateLock(tmp_path / "s.json", "plan")
     lock.path.write_text(content)
     assert lock.describe_holder() == expected
+
+
+def test_a_run_releases_only_its_own_lock_after_an_unlock(tmp_path: Path) -> None:
+    """Run A's lock is broken (unlock), run B takes the lock, then A finishes: B's lock stays."""
+    state_path = tmp_path / "dev.state.json"
+    run_a = StateLock(state_path, "provision")
+    run_a.acquire()
+    assert StateLock(state_path, "state unlock").break_lock() is not None
+    run_b = StateLock(state_path, "provision")
+    run_b.acquire()
+    run_a.release()
+    assert json.loads(run_b.path.read_text())["token"] == run_b.token
+    with pytest.raises(StateLockedError):  # a third run is still refused
+        StateLock(state_path, "teardown").acquire()
+    run_b.release()
+    assert not run_b.path.exists()
+
+
+def test_release_tolerates_a_broken_lock_that_nobody_took(tmp_path: Path) -> None:
+    run_a = StateLock(tmp_path / "dev.state.json", "provision")
+    run_a.acquire()
+    run_a.path.unlink()
+    run_a.release()
+    assert not run_a.path.exists()
+
+
+def test_locks_carry_distinct_random_tokens(tmp_path: Path) -> None:
+    tokens = set()
+    for _ in range(3):
+        lock = StateLock(tmp_path / "dev.state.json", "provision")
+        lock.acquire()
+        tokens.add(json.loads(lock.path.read_text())["token"])
+        lock.release()
+    assert len(tokens) == 3 and all(len(t) == 32 for t in tokens)
+
+
+def test_break_lock_leaves_a_lock_that_changed_hands_since_it_was_shown(tmp_path: Path) -> None:
+    state_path = tmp_path / "dev.state.json"
+    first = StateLock(state_path, "provision")
+    first.acquire()
+    shown = first.path.read_text()
+    first.release()
+    second = StateLock(state_path, "teardown")
+    second.acquire()
+    with pytest.raises(StateLockedError) as info:
+        StateLock(state_path, "state unlock").break_lock(expected=shown)
+    assert "changed hands" in info.value.message and "`drkit teardown`" in info.value.message
+    assert json.loads(second.path.read_text())["token"] == second.token
+
+
+def test_holder_is_running_only_for_a_live_pid_on_this_host(tmp_path: Path) -> None:
+    lock = StateLock(tmp_path / "s.json", "plan")
+    assert lock.holder_is_running() is False  # no lock at all
+    lock.acquire()
+    assert lock.holder_is_running() is True
+    lock.release()
+    for holder in ({"pid": _exited_pid(), "host": socket.gethostname()},
+                   {"pid": os.getpid(), "host": "elsewhere.example"},
+                   {"pid": "1", "host": socket.gethostname()}):
+        lock.path.write_text(json.dumps(holder))
+        assert lock.holder_is_running() is False, holder
