@@ -157,7 +157,45 @@ def load_state(config: Config, *, persist: bool = True) -> State:
                 f"state file {path} belongs to {key.replace('_', ' ')} {data.get(key)!r}, not {want!r}; nothing was changed",
                 hint="pass the matching --env/--primary-region/--dr-region, or another --state",
             )
+    problem = shape_problem(data["steps"])
+    if problem:
+        raise UserInputError(
+            f"state file {path} is malformed: {problem}; nothing was changed",
+            hint="restore it from a backup, or move it aside: drkit finds its resources by tags",
+        )
     return State(path, data, persist=persist)
+
+
+def shape_problem(steps: dict[str, Any]) -> str | None:
+    """What is wrong inside `steps`, or None: each step maps to an object whose `resources` map
+    keys to objects with a string kind and a non-empty string id, and whose `outputs` is an object.
+    Caught here, a hand-edited file is refused before any AWS call instead of failing mid-run."""
+    for step, entry in steps.items():
+        if not isinstance(entry, dict):
+            return f"step {step!r} is {_kind(entry)}, not an object"
+        resources = entry.get("resources", {})
+        if not isinstance(resources, dict):
+            return f"step {step!r}: resources is {_kind(resources)}, not an object"
+        for key, resource in resources.items():
+            where = f"step {step!r} resource {key!r}"
+            if not isinstance(resource, dict):
+                return f"{where} is {_kind(resource)}, not an object"
+            for field in ("kind", "id"):
+                value = resource.get(field)
+                if not isinstance(value, str) or not value:
+                    return f"{where}: {field} is {_kind(value)}, not a non-empty string"
+        outputs = entry.get("outputs", {})
+        if not isinstance(outputs, dict):
+            return f"step {step!r}: outputs is {_kind(outputs)}, not an object"
+    return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "missing or null"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    shown = json.dumps(value)
+    return f"{names.get(type(value), type(value).__name__)} ({shown if len(shown) <= 40 else shown[:37] + '...'})"
 
 
 class StateLock:

@@ -207,6 +207,10 @@ def test_bad_input_is_one_line_exit_2_and_no_aws_call(command, args, message, no
      "belongs to env 'other'"),
     ('{"version": 1, "env": "dev", "primary_region": "us-west-2", "dr_region": "us-east-2", "steps": {}}',
      "belongs to primary region 'us-west-2'"),
+    ('{"version": 1, "env": "dev", "primary_region": "us-east-1", "dr_region": "us-east-2", '
+     '"steps": {"ensure_vpc:primary": "vpc-1"}}', "is malformed: step 'ensure_vpc:primary' is a string"),
+    ('{"version": 1, "env": "dev", "primary_region": "us-east-1", "dr_region": "us-east-2", '
+     '"steps": {"ensure_vpc:dr": {"resources": {"vpc": {"kind": "vpc", "id": 12}}}}}', "id is a number (12)"),
 ])
 @pytest.mark.parametrize("command", ["plan", "provision", "teardown"])
 def test_a_corrupt_or_foreign_state_file_is_refused_and_left_alone(command, content, message, no_aws_calls, tmp_path):
@@ -215,6 +219,7 @@ def test_a_corrupt_or_foreign_state_file_is_refused_and_left_alone(command, cont
     result = CliRunner().invoke(main, [command, "--state", str(state), *(["--yes"] if command != "plan" else [])])
     assert result.exit_code == 2, result.output
     assert message in result.output and "nothing was changed" in result.output
+    assert result.output.startswith("drkit: error: ") and result.output.count("\n") == 1
     assert state.read_text() == content and no_aws_calls == []
     assert not state.with_name(state.name + ".lock").exists()
 

@@ -319,3 +319,52 @@ def test_holder_is_running_only_for_a_live_pid_on_this_host(tmp_path: Path) -> N
                    {"pid": "1", "host": socket.gethostname()}):
         lock.path.write_text(json.dumps(holder))
         assert lock.holder_is_running() is False, holder
+
+
+def _with_step(entry: object) -> bytes:
+    return json.dumps({**GOOD, "steps": {"ensure_vpc:primary": entry}}).encode()
+
+
+VPC = {"kind": "vpc", "id": "vpc-1"}
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        pytest.param(_with_step("vpc-1"), "step 'ensure_vpc:primary' is a string (\"vpc-1\"), not an object",
+                     id="step-a-string"),
+        pytest.param(_with_step(None), "step 'ensure_vpc:primary' is missing or null", id="step-null"),
+        pytest.param(_with_step([VPC]), "step 'ensure_vpc:primary' is a list", id="step-a-list"),
+        pytest.param(_with_step({"resources": [VPC]}), "resources is a list", id="resources-a-list"),
+        pytest.param(_with_step({"resources": "vpc-1"}), "resources is a string", id="resources-a-string"),
+        pytest.param(_with_step({"resources": {"vpc": "vpc-1"}}), "resource 'vpc' is a string", id="resource-a-string"),
+        pytest.param(_with_step({"resources": {"vpc": {"kind": "vpc", "id": 7}}}),
+                     "resource 'vpc': id is a number (7), not a non-empty string", id="id-a-number"),
+        pytest.param(_with_step({"resources": {"vpc": {"kind": "vpc", "id": ""}}}), "id is a string (\"\")",
+                     id="id-empty"),
+        pytest.param(_with_step({"resources": {"vpc": {"kind": "vpc"}}}), "id is missing or null", id="id-missing"),
+        pytest.param(_with_step({"resources": {"vpc": {"id": "vpc-1", "kind": ["vpc"]}}}), "kind is a list",
+                     id="kind-a-list"),
+        pytest.param(_with_step({"resources": {"vpc": VPC}, "outputs": ["vpc-1"]}),
+                     "step 'ensure_vpc:primary': outputs is a list", id="outputs-a-list"),
+        pytest.param(_with_step({"outputs": True}), "outputs is a boolean (true)", id="outputs-a-boolean"),
+    ],
+)
+def test_load_state_refuses_a_file_malformed_inside(tmp_path: Path, content: bytes, fragment: str) -> None:
+    path = tmp_path / "dev.state.json"
+    path.write_bytes(content)
+    with pytest.raises(UserInputError) as info:
+        load_state(config_for(path))
+    assert info.value.exit_code == EXIT_BAD_INPUT
+    assert f"state file {path} is malformed: " in info.value.message and fragment in info.value.message
+    assert "nothing was changed" in info.value.message and "\n" not in info.value.one_line()
+    assert path.read_bytes() == content
+
+
+def test_load_state_accepts_extras_and_steps_without_resources_or_outputs(tmp_path: Path) -> None:
+    path = tmp_path / "dev.state.json"
+    path.write_text(json.dumps({**GOOD, "steps": {
+        "a": {}, "b": {"outputs": {"x": [1, 2]}},
+        "c": {"resources": {"k": {"kind": "db_cluster", "id": "c-1", "arn": "arn:x", "extra": {"n": 1}}}}}}))
+    state = load_state(config_for(path))
+    assert state.resource("c", "k") == {"kind": "db_cluster", "id": "c-1", "arn": "arn:x", "extra": {"n": 1}}
