@@ -336,3 +336,13 @@ def test_python_m_drkit_sandbox_serves_aws_on_loopback():
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("command", ["provision", "teardown"])
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_without_yes_or_a_terminal_it_refuses_before_observing_anything(command, json_flag, no_aws_calls, tmp_path):
+    state = tmp_path / "dev.state.json"
+    result = CliRunner().invoke(main, [command, *json_flag, "--state", str(state)])
+    assert result.exit_code == 2, result.output
+    assert result.output == "drkit: error: refusing to act without confirmation: no terminal to ask on (hint: pass --yes)\n"
+    assert no_aws_calls == [] and not state.with_name(state.name + ".lock").exists()

@@ -92,6 +92,13 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def require_a_way_to_confirm(yes: bool) -> None:
+    """Refuse (exit 2) before observing anything when no one could answer the question: a
+    pipeline without --yes would otherwise spend a whole plan's AWS reads only to refuse."""
+    if not yes and not sys.stdin.isatty():
+        raise UserInputError("refusing to act without confirmation: no terminal to ask on", hint="pass --yes")
+
+
 def confirmer(yes: bool, question: str) -> Callable[[Any], bool]:
     """Ask before acting, unless --yes. With no terminal to ask on, refuse (exit 2)."""
 

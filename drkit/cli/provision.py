@@ -5,7 +5,7 @@ import time
 
 import click
 
-from drkit.cli.common import common_options, reports_errors, show_then_confirm
+from drkit.cli.common import common_options, reports_errors, require_a_way_to_confirm, show_then_confirm
 from drkit.cli.render import counts, emit
 
 
@@ -29,6 +29,7 @@ def provision(settings, yes, dry_run, steps, as_json):
         emit(outcome, runner.config, as_json=as_json, operation="plan", title="Plan (dry run)", nothing="up to date")
         sys.exit(1 if outcome.failed else 0)
 
+    require_a_way_to_confirm(yes)
     confirm = show_then_confirm(runner, yes=yes, as_json=as_json, operation="plan", title="Plan",
                                 nothing="up to date", question="Apply these changes?")
     started = time.monotonic()

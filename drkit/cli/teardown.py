@@ -5,7 +5,7 @@ import time
 
 import click
 
-from drkit.cli.common import common_options, reports_errors, show_then_confirm
+from drkit.cli.common import common_options, reports_errors, require_a_way_to_confirm, show_then_confirm
 from drkit.cli.render import counts, emit
 
 
@@ -32,6 +32,7 @@ def teardown(settings, yes, dry_run, steps, as_json, force):
              nothing="nothing to delete")
         sys.exit(1 if outcome.failed else 0)
 
+    require_a_way_to_confirm(yes)
     confirm = show_then_confirm(runner, yes=yes, as_json=as_json, operation="teardown-plan", title="Teardown plan",
                                 nothing="nothing to delete",
                                 question=f"Delete these resources of env {runner.config.env!r}?")
