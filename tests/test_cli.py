@@ -346,3 +346,55 @@ def test_without_yes_or_a_terminal_it_refuses_before_observing_anything(command,
     assert result.exit_code == 2, result.output
     assert result.output == "drkit: error: refusing to act without confirmation: no terminal to ask on (hint: pass --yes)\n"
     assert no_aws_calls == [] and not state.with_name(state.name + ".lock").exists()
+
+
+@pytest.fixture
+def dr_vpc_cannot_be_observed(monkeypatch):
+    """ensure_vpc:dr's observation fails as AWS would refuse it (no permission); the rest plan."""
+    from drkit.errors import AwsCallError
+    from steps.vpc import EnsureVpc
+
+    real = EnsureVpc.observe
+
+    def observe(self, ctx):
+        if self.role == "dr":
+            raise AwsCallError("ec2", DR, "describe_vpcs", "UnauthorizedOperation", "You are not authorized")
+        return real(self, ctx)
+
+    monkeypatch.setattr(EnsureVpc, "observe", observe)
+
+
+def test_a_failed_plan_is_not_summarised_as_changes_made(drkit, sandbox, dr_vpc_cannot_be_observed):
+    result = drkit("provision", "--yes")
+    assert result.exit_code == 1, result.output
+    summary = result.output.strip().splitlines()[-1]
+    assert summary.startswith("provision FAILED")
+    assert "planning failed in ensure_vpc:dr: nothing was applied; 0 created, 0 updated" in summary
+    assert "(0 mutating)" in summary and "UnauthorizedOperation" in result.output
+    assert client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"] == []
+
+    document = json.loads(drkit("provision", "--yes", "--json").stdout)
+    assert document["ok"] is False and document["failed_steps"] == ["ensure_vpc:dr"]
+    assert set(document["counts"].values()) == {0} and document["planning_failed"] is True
+    assert document["planned_counts"]["create"] > 0
+    assert client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"] == []
+
+
+def test_a_failed_teardown_plan_is_not_summarised_as_deletions(drkit, sandbox, monkeypatch):
+    assert drkit("provision", "--yes", "--step", "ensure_vpc").exit_code == 0
+    from drkit.errors import AwsCallError
+    from steps.vpc import EnsureVpc
+
+    real = EnsureVpc.plan_teardown
+
+    def plan_teardown(self, ctx):
+        if self.role == "dr":
+            raise AwsCallError("ec2", DR, "describe_vpcs", "UnauthorizedOperation", "You are not authorized")
+        return real(self, ctx)
+
+    monkeypatch.setattr(EnsureVpc, "plan_teardown", plan_teardown)
+    result = drkit("teardown", "--yes", "--step", "ensure_vpc")
+    assert result.exit_code == 1, result.output
+    summary = result.output.strip().splitlines()[-1]
+    assert "planning failed in ensure_vpc:dr: nothing was applied; 0 deleted" in summary, summary
+    assert len(client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"]) == 1

@@ -6,7 +6,7 @@ import time
 import click
 
 from drkit.cli.common import common_options, reports_errors, require_a_way_to_confirm, show_then_confirm
-from drkit.cli.render import counts, emit
+from drkit.cli.render import PLANNING_ONLY, counts, emit, failure_line
 
 
 @click.command()
@@ -44,12 +44,14 @@ def provision(settings, yes, dry_run, steps, as_json):
     else:
         failed = outcome.failed
         if failed:
-            emit(outcome, runner.config, as_json=False, operation="provision", title="Provision failed", nothing="done")
+            emit(outcome, runner.config, as_json=False, operation="provision", nothing="done",
+                 title=f"Provision failed{PLANNING_ONLY if outcome.planning_failed else ''}")
         elif not outcome.applied:
             click.echo("Nothing to change: the infrastructure matches the spec.")
         applied = counts(outcome)
         click.echo(
             f"provision {'FAILED' if failed else 'done'} in {time.monotonic() - started:.1f}s: "
+            f"{failure_line(outcome) + '; ' if outcome.planning_failed else ''}"
             f"{applied['create']} created, {applied['update']} updated; AWS calls {total} ({mutating} mutating); "
             f"state {runner.config.state_path}"
         )

@@ -6,7 +6,7 @@ import time
 import click
 
 from drkit.cli.common import common_options, reports_errors, require_a_way_to_confirm, show_then_confirm
-from drkit.cli.render import counts, emit
+from drkit.cli.render import PLANNING_ONLY, counts, emit, failure_line
 
 
 @click.command()
@@ -47,10 +47,12 @@ def teardown(settings, yes, dry_run, steps, as_json, force):
              aws_calls={"total": total, "mutating": mutating}, seconds=round(time.monotonic() - started, 3))
     else:
         if outcome.failed:
-            emit(outcome, runner.config, as_json=False, operation="teardown", title="Teardown failed", nothing="done")
+            emit(outcome, runner.config, as_json=False, operation="teardown", nothing="done",
+                 title=f"Teardown failed{PLANNING_ONLY if outcome.planning_failed else ''}")
         done = counts(outcome)
         click.echo(
             f"teardown {'FAILED' if outcome.failed else 'done'} in {time.monotonic() - started:.1f}s: "
+            f"{failure_line(outcome) + '; ' if outcome.planning_failed else ''}"
             f"{done['delete']} deleted, {done['skip']} left (not provably drkit's); "
             f"AWS calls {total} ({mutating} mutating)"
         )
