@@ -184,6 +184,9 @@ BAD_TOML = {
     (["--parallel", "0"], "--parallel must be at least 1"),
     (["--profile", "no-such-profile"], "AWS profile 'no-such-profile' is not configured"),
     (["--endpoint-url", "ftp://example"], "must start with http:// or https://"),
+    (["--endpoint-url", "http://:5000"], "--endpoint-url 'http://:5000' has no host"),
+    (["--endpoint-url", "https://"], "--endpoint-url 'https://' has no host"),
+    (["--endpoint-url", "http://localhost:port"], "has an invalid port"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_aws_call(command, args, message, no_aws_calls, tmp_path):
     args = list(args)
@@ -398,3 +401,115 @@ def test_a_failed_teardown_plan_is_not_summarised_as_deletions(drkit, sandbox, m
     summary = result.output.strip().splitlines()[-1]
     assert "planning failed in ensure_vpc:dr: nothing was applied; 0 deleted" in summary, summary
     assert len(client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"]) == 1
+
+
+@pytest.mark.parametrize("command", [["plan"], ["provision", "--yes"], ["teardown", "--yes"], ["verify"]])
+@pytest.mark.parametrize("where", ["directory-in-toml", "directory-in-env", "under-a-file", "under-a-file-in-toml"])
+def test_an_unusable_state_path_is_one_line_exit_2_and_no_aws_call(command, where, no_aws_calls, tmp_path,
+                                                                   monkeypatch):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    (tmp_path / "a-dir").mkdir()
+    state, args, message = {
+        "directory-in-toml": (tmp_path / "a-dir", ["--config", "toml"], "is a directory"),
+        "directory-in-env": (tmp_path / "a-dir", [], "is a directory"),
+        "under-a-file": (a_file / "dev.state.json", ["--state", str(a_file / "dev.state.json")],
+                         f"is under {a_file}, which is a file"),
+        "under-a-file-in-toml": (a_file / "sub" / "dev.state.json", ["--config", "toml"], f"is under {a_file}"),
+    }[where]
+    if args[:1] == ["--config"]:
+        (tmp_path / "drkit.toml").write_text(f'state = "{state}"\n')
+        args = ["--config", str(tmp_path / "drkit.toml")]
+    elif not args:
+        monkeypatch.setenv("DRKIT_STATE", str(state))
+    result = CliRunner().invoke(main, [*command, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert result.output.startswith("drkit: error: ") and result.output.count("\n") == 1
+    assert no_aws_calls == [] and a_file.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize("command", ["provision", "teardown"])
+def test_a_state_path_that_cannot_be_created_is_refused_before_any_aws_call(command, no_aws_calls):
+    import tempfile
+
+    try:  # /sys refuses new files even to root (unlike a chmod-ed directory)
+        tempfile.TemporaryFile(dir="/sys").close()
+        pytest.skip("/sys is writable here")
+    except OSError:
+        pass
+    result = CliRunner().invoke(main, [command, "--yes", "--state", "/sys/drkit/dev.state.json"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("drkit: error: state path /sys/drkit/dev.state.json cannot be created: /sys is")
+    assert result.output.count("\n") == 1 and no_aws_calls == []
+
+
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    """A machine with no credentials anywhere in botocore's chain."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.parametrize("command", [["plan"], ["provision", "--yes"], ["provision", "--dry-run"], ["verify"],
+                                     ["teardown", "--yes"]])
+def test_missing_credentials_are_one_line_exit_2_before_any_aws_call(command, no_credentials, no_aws_calls, tmp_path):
+    state = tmp_path / "dev.state.json"
+    result = CliRunner().invoke(main, [*command, "--state", str(state)])
+    assert result.exit_code == 2, result.output
+    assert result.output == ("drkit: error: no AWS credentials found (hint: set AWS_PROFILE or --profile, "
+                             "or the AWS_* environment variables)\n")
+    assert no_aws_calls == [] and not state.with_name(state.name + ".lock").exists()
+
+
+def test_outputs_needs_no_credentials(no_credentials, tmp_path):
+    result = CliRunner().invoke(main, ["outputs", "--json", "--state", str(tmp_path / "dev.state.json")])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_loopback_endpoint_keeps_its_dummy_credentials(sandbox, no_credentials, tmp_path):
+    result = CliRunner().invoke(main, ["plan", "--step", "ensure_vpc", "--state", str(tmp_path / "s.json"),
+                                       "--endpoint-url", sandbox.endpoint_url])
+    assert result.exit_code == 0, result.output
+    assert "+ create vpc vpc-primary-dev" in result.output
+
+
+@pytest.mark.parametrize("command", [["plan"], ["provision", "--yes"], ["verify"], ["teardown", "--dry-run"]])
+def test_an_unreachable_endpoint_is_one_line_on_stderr(command, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    result = CliRunner().invoke(main, [*command, "--step", "ensure_vpc", "--state", str(tmp_path / "s.json"),
+                                       "--endpoint-url", closed])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith(f'drkit: error: cannot reach AWS ec2 in ')
+    assert closed in result.stderr and result.stderr.endswith("(2 step(s) could not run)\n")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["provision", "--parallel", "abc"], "Invalid value for '--parallel' (env var: 'DRKIT_PARALLEL'): 'abc' is not a valid integer."),
+    (["provision", "--log-format", "xml"], "Invalid value for '--log-format'"),
+    (["provision", "--no-such-flag"], "No such option '--no-such-flag'"),
+    (["provision", "--step"], "Option '--step' requires an argument."),
+])
+def test_click_usage_errors_are_one_line_with_the_hint(args, message, no_aws_calls):
+    result = CliRunner().invoke(main, args, prog_name="drkit")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"drkit: error: {message}") and result.output.count("\n") == 1
+    assert result.output.endswith(" (hint: Try 'drkit provision --help' for help)\n")
+    assert no_aws_calls == []
+
+
+def test_an_unknown_command_is_one_line_with_the_hint():
+    result = CliRunner().invoke(main, ["plna"], prog_name="drkit")
+    assert result.exit_code == 2
+    assert result.output == "drkit: error: No such command 'plna'. Did you mean 'plan'? (hint: Try 'drkit --help' for help)\n"

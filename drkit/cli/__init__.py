@@ -36,7 +36,7 @@ class OneLineErrors(click.Group):
             click.echo(exc.ctx.get_help(), err=True)
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
-            command = exc.ctx.command_path if exc.ctx is not None else (prog_name or "drkit")
+            command = exc.ctx.command_path if exc.ctx is not None else self._path_of(args, prog_name)
             message = " ".join(exc.format_message().split())
             click.echo(f"drkit: error: {message} (hint: Try '{command} --help' for help)", err=True)
             sys.exit(exc.exit_code)
@@ -47,6 +47,19 @@ class OneLineErrors(click.Group):
             click.echo("drkit: aborted", err=True)
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
+
+    def _path_of(self, args: list[str] | None, prog_name: str | None) -> str:
+        """The command path when click's error carries no context (e.g. `--step` with no value)."""
+        path, group = [prog_name or "drkit"], self
+        for arg in sys.argv[1:] if args is None else args:
+            command = group.commands.get(arg) if isinstance(group, click.Group) else None
+            if command is None:
+                if not arg.startswith("-"):
+                    break
+                continue
+            path.append(arg)
+            group = command
+        return " ".join(path)
 
 
 @click.group(cls=OneLineErrors, epilog=EPILOG,
