@@ -71,7 +71,7 @@ def require_credentials(gateway: AwsGateway) -> None:
     credential_process is one line before any service call, not one failure per step."""
     # The gateway's session is the one its clients are built from: resolving it here caches
     # the credentials for them.
-    session = gateway._session  # noqa: SLF001 - see the report: a public accessor belongs in drkit/aws.py
+    session = gateway._session  # noqa: SLF001 - drkit/aws.py has no public accessor yet
     try:
         credentials = session.get_credentials()
         if credentials is not None:
