@@ -17,6 +17,7 @@ from drkit.sandbox.timings import SandboxTimings
 # Module names under drkit.sandbox.extensions, applied in this order.
 EXTENSION_MODULES: tuple[str, ...] = (
     "ec2_nat",
+    "ec2_dependencies",
     "ec2_idempotency",
     "dynamodb_replicas",
     "s3_replication",
