@@ -20,6 +20,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "ec2_dependencies",
     "ec2_idempotency",
     "dynamodb_replicas",
+    "dynamodb_replica_settings",
     "s3_replication",
     "s3_policy_conditions",
     "rds_global",
