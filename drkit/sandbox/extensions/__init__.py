@@ -23,6 +23,8 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "rds_global",
     "cloudwatch_aurora_lag",
     "s3_create_bucket_tags",
+    "lambda_invoke",
+    "apigateway_serving",
 )
 
 _install_lock = threading.Lock()
