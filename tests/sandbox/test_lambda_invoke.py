@@ -99,13 +99,20 @@ def test_an_exception_is_an_unhandled_function_error(aws):
     assert result["stackTrace"]
 
 
-def test_the_function_timeout_stops_the_handler(aws):
-    # A function that runs past its Timeout is stopped: Sandbox.Timedout, an Unhandled error.
+def test_the_function_timeout_stops_the_handler(aws, wait_until):
+    # A function that runs past its Timeout is stopped: Sandbox.Timedout, an Unhandled error,
+    # and the handler never gets to do what it would have done later.
     # https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html
-    answer, result = invoke(deploy(timeout=1), payload={"sleep": 30})
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(TableName="tiny-table", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "transactionId", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "transactionId", "AttributeType": "S"}])
+    answer, result = invoke(deploy(timeout=1), payload={"sleep": 2, "put": "too-late"})
     assert answer["FunctionError"] == "Unhandled"
     assert result["errorType"] == "Sandbox.Timedout"
     assert "Task timed out after 1.00 seconds" in result["errorMessage"]
+    late = wait_until(lambda: ddb.scan(TableName="tiny-table")["Count"], timeout=4)
+    assert not late  # the child was stopped, not left running
 
 
 def test_a_result_that_is_not_json_is_a_marshal_error(aws):
