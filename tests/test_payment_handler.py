@@ -271,3 +271,11 @@ def test_one_json_log_line_per_request_without_token_or_body(table, capsys):
     log = json.loads(lines[0])
     assert log["status"] == 201 and log["route"] == "/payment" and log["idempotency"] == "new"
     assert "tok_4f9a8b7c6d" not in lines[0] and "12.50" not in lines[0]
+
+
+def test_an_idempotency_key_sent_twice_with_different_values_is_refused(table):
+    request = event(body=good(), headers={"Idempotency-Key": "a"})
+    request["multiValueHeaders"] = {"Idempotency-Key": ["a", "b"]}
+    result = payment.handler(request, Context())
+    assert result["statusCode"] == 400 and json.loads(result["body"])["field"] == "Idempotency-Key"
+    assert items(table) == []
