@@ -29,6 +29,8 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "s3_create_bucket_tags",
     "lambda_vpc_enis",
     "acm_validation",
+    "lambda_invoke",
+    "apigateway_serving",
 )
 
 _install_lock = threading.Lock()
