@@ -29,13 +29,16 @@ def make_app(timings: SandboxTimings | None = None) -> Any:
     from drkit.sandbox.extensions.apigateway_serving import ApiGatewayServing
     from drkit.sandbox.faults import active_faults
     from drkit.sandbox.faults_http import FaultMiddleware
+    from drkit.sandbox.outage import OutageMiddleware, active_outages
 
     if timings is None:
         timings = SandboxTimings.from_env({"DRKIT_SANDBOX_LOOPBACK_HTTP_IS_TLS": "1", **os.environ})
     install_all(timings)
     # Deployed REST API stages and custom domains are served in front of moto's control plane;
-    # faults apply to the control plane's requests.
-    return ApiGatewayServing(FaultMiddleware(DomainDispatcherApplication(create_backend_app), active_faults()))
+    # faults apply to the control plane's requests; a regional outage (drkit.sandbox.outage) to both.
+    return OutageMiddleware(
+        ApiGatewayServing(FaultMiddleware(DomainDispatcherApplication(create_backend_app), active_faults())),
+        active_outages())
 
 
 def reset() -> None:

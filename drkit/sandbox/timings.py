@@ -38,6 +38,9 @@ class SandboxTimings:
     # Whether the sandbox's hosted zones count as delegated from their parent domain: with 0,
     # a validation record is never seen by ACM, as with a zone nobody delegated to on AWS.
     acm_zones_delegated: bool = True
+    # Route 53 endpoint checks probe at most this often (sandbox seconds) per check; 0: every
+    # status read is one round of the checkers (AWS: every 10 or 30 s).
+    route53_health_interval: float = 0.0
     aurora_replication_lag_ms: float = 120.0  # the lag CloudWatch reports for a secondary cluster
     # The HTTP server stands in for AWS's HTTPS endpoints: its loopback requests count as TLS
     # (aws:SecureTransport true), so a TLS-only bucket policy treats drkit as AWS would.

@@ -31,6 +31,8 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "acm_validation",
     "lambda_invoke",
     "apigateway_serving",
+    "cloudwatch_alarms",
+    "route53_health",
 )
 
 _install_lock = threading.Lock()
