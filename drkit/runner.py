@@ -46,7 +46,12 @@ class Outcome:
 
     @property
     def probes(self) -> list:
-        return [p for r in self.results for p in (r.detail or [])]
+        return [p for r in self.results for p in (r.detail or []) if not getattr(p, "informational", False)]
+
+    @property
+    def statuses(self) -> list:
+        """What verify reports without judging (health-check status, the region DNS answers)."""
+        return [p for r in self.results for p in (r.detail or []) if getattr(p, "informational", False)]
 
     @property
     def failed(self) -> list[StepResult]:
@@ -114,7 +119,7 @@ class Runner:
             ctx = self.context(step, state)
             findings = step.verify(ctx)
             probes = step.probe(ctx) if deep and not findings else []
-            return StepResult(step, ctx.region, findings, detail=probes)
+            return StepResult(step, ctx.region, findings, detail=step.status(ctx) + probes)
 
         return Outcome(self.pipeline.run(steps, one, parallel=self.config.parallel, keep_going=True,
                                          on_interrupt=self.interrupt.set))

@@ -246,8 +246,11 @@ class ProbeResult:
     ok: bool | None
     measured: str
     detail: str = ""
+    informational: bool = False  # a status `verify` reports (which region DNS answers), never a finding
 
     def describe(self) -> str:
+        if self.informational:
+            return f"{self.check}: {self.measured}" + (f" ({self.detail})" if self.detail else "")
         verdict = {True: "ok", False: "FAILED", None: "NO DATA"}[self.ok]
         return f"{verdict}: {self.check}: {self.measured}" + (f" ({self.detail})" if self.detail else "")
 
@@ -361,6 +364,11 @@ class Step(abc.ABC):
     def outputs(self, ctx: StepContext) -> dict[str, Any]:
         """Values later steps and `drkit outputs` read, derived from the state."""
         return {}
+
+    def status(self, ctx: StepContext) -> list[ProbeResult]:
+        """Operational state `verify` reports without judging it (health, the region DNS answers
+        now): informational ProbeResults. Read-only."""
+        return []
 
     def probe(self, ctx: StepContext) -> list[ProbeResult]:
         """Deep verify: prove the resources work (replication, ...) with canaries that clean up

@@ -7,7 +7,8 @@ subnets, gateways, routing), `steps/security_groups.py` the Aurora and Lambda se
 `steps/s3.py` the buckets and their replication, `steps/lambda_function.py` the payment Lambda
 (`EnsureFunction`, with its log group and role), `steps/rest_api.py` its REST API,
 `steps/dns_zone.py` the public hosted zone, `steps/certificate.py` each region's ACM certificate
-and `steps/custom_domain.py` each region's API custom domain. `all_steps()` is the pipeline; the engine
+and `steps/custom_domain.py` each region's API custom domain, `steps/failover_records.py` the
+Route 53 health checks, region-switch alarm and failover records (`EnsureFailoverRecords`). `all_steps()` is the pipeline; the engine
 orders and parallelises it by each step's `depends_on()`, so a new family appends its steps here
 and needs no engine change.
 """
@@ -20,6 +21,7 @@ from steps.certificate import EnsureCertificate
 from steps.custom_domain import EnsureCustomDomain
 from steps.dns_zone import EnsureHostedZone
 from steps.dynamodb import EnsureGlobalTable
+from steps.failover_records import EnsureFailoverRecords
 from steps.lambda_function import EnsureFunction
 from steps.rest_api import EnsureRestApi
 from steps.s3 import EnsureBucket, EnsureBucketReplication, EnsureReplicationRole
@@ -51,4 +53,5 @@ def all_steps() -> list[Step]:
         EnsureCertificate("dr"),
         EnsureCustomDomain("primary"),
         EnsureCustomDomain("dr"),
+        EnsureFailoverRecords("global"),
     ]

@@ -28,10 +28,13 @@ def verify(settings, steps, as_json, deep):
     probes = outcome.probes
     if as_json:
         emit(outcome, runner.config, as_json=True, operation="verify", title="", nothing="",
-             deep_checks=[p.as_dict() for p in probes] if deep else None)
+             deep_checks=[p.as_dict() for p in probes] if deep else None,
+             status=[p.as_dict() for p in outcome.statuses])
     else:
         emit(outcome, runner.config, as_json=False, operation="verify", title="Verify", nothing="matches the spec")
         for probe in probes:
             click.echo(f"  deep {probe.step} ({probe.region}): {probe.describe()}")
+        for status in outcome.statuses:
+            click.echo(f"  status {status.step} ({status.region}): {status.describe()}")
     bad_probe = any(p.ok is not True for p in probes)
     sys.exit(1 if outcome.failed or outcome.changes or bad_probe else 0)

@@ -152,7 +152,14 @@ def _patch_create_update_delete() -> None:
         if self._get_param("EnableSNI") is not None:
             check.enable_sni = str(self._get_param("EnableSNI")).lower() == "true"
         check.health_check_version += 1
-        return update(self)
+        regions, children = check.regions, check.children
+        result = update(self)
+        # moto clears Regions and ChildHealthChecks a request leaves out; AWS keeps them.
+        if self._get_param("Regions") is None:
+            check.regions = regions
+        if self._get_param("ChildHealthChecks") is None:
+            check.children = children
+        return result
 
     def delete_health_check(self: Route53Backend, health_check_id: str) -> None:
         check = self.health_checks.get(health_check_id)
