@@ -207,6 +207,22 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("route53", "list_resource_record_sets"): ("route53:ListResourceRecordSets",),
     ("route53", "change_resource_record_sets"): ("route53:ChangeResourceRecordSets",),
     ("route53", "delete_hosted_zone"): ("route53:DeleteHostedZone",),
+    # Route 53 health checks, failover records, the region switch (steps/failover_records.py,
+    # drkit/region_switch.py)
+    ("route53", "list_health_checks"): ("route53:ListHealthChecks",),
+    ("route53", "list_tags_for_resources"): ("route53:ListTagsForResources",),
+    ("route53", "create_health_check"): ("route53:CreateHealthCheck",),
+    ("route53", "update_health_check"): ("route53:UpdateHealthCheck",),
+    ("route53", "delete_health_check"): ("route53:DeleteHealthCheck",),
+    ("route53", "get_health_check_status"): ("route53:GetHealthCheckStatus",),
+    ("route53", "get_change"): ("route53:GetChange",),
+    ("route53", "test_dns_answer"): ("route53:TestDNSAnswer",),
+    ("cloudwatch", "describe_alarms"): ("cloudwatch:DescribeAlarms",),
+    ("cloudwatch", "list_tags_for_resource"): ("cloudwatch:ListTagsForResource",),
+    ("cloudwatch", "put_metric_alarm"): ("cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"),
+    ("cloudwatch", "tag_resource"): ("cloudwatch:TagResource",),
+    ("cloudwatch", "delete_alarms"): ("cloudwatch:DeleteAlarms",),
+    ("cloudwatch", "put_metric_data"): ("cloudwatch:PutMetricData",),
 }
 
 # Actions AWS authorizes on no resource type: the Resource element must be "*".
@@ -217,6 +233,12 @@ NEEDS_STAR_RESOURCE = frozenset({
     "rds:DescribeOrderableDBInstanceOptions",
     "cloudwatch:GetMetricStatistics",
     "acm:ListCertificates", "route53:ListHostedZonesByName", "route53:CreateHostedZone",
+    "route53:ListHealthChecks", "route53:CreateHealthCheck", "route53:TestDNSAnswer", "cloudwatch:PutMetricData",
+})
+# Route 53 actions on health checks and changes rather than on the hosted zone.
+ROUTE53_HEALTH_CHECK_ACTIONS = frozenset({
+    "route53:ListTagsForResources", "route53:UpdateHealthCheck", "route53:DeleteHealthCheck",
+    "route53:GetHealthCheckStatus", "route53:ChangeTagsForResource", "route53:ListTagsForResource",
 })
 
 # EC2 resources have no name known in advance: creates are allowed when they carry drkit's tags,
@@ -268,7 +290,7 @@ def policy(config: Config, account_id: str = "*", *, dr_kms_key: str = "alias/aw
     # RDS also authorizes the defaults a create uses: parameter and option groups.
     rds_defaults = [a for kind in ("cluster-pg:default.*", "pg:default.*", "og:default:*") for a in arns("rds", kind)]
     secret_arns = arns("secretsmanager", f"secret:{names.db_secret}-??????")
-    star = sorted(NEEDS_STAR_RESOURCE)
+    star = sorted(NEEDS_STAR_RESOURCE - {"cloudwatch:PutMetricData"})  # granted by namespace below
 
     statements: list[dict[str, Any]] = [
         _allow("ReadWithoutResourceTypes", star, ["*"]),
@@ -329,7 +351,24 @@ def _compute_statements(config: Config, p: str, acct: str) -> list[dict[str, Any
         _allow("RestApisAndDomains", sorted(_actions("apigateway")), gateway),
         _allow("Certificates", sorted(_actions("acm") - NEEDS_STAR_RESOURCE),
                [f"arn:{p}:acm:{r}:{acct}:certificate/*" for r in regions]),
-        _allow("HostedZone", sorted(_actions("route53") - NEEDS_STAR_RESOURCE), [f"arn:{p}:route53:::hostedzone/*"]),
+        _allow("HostedZone", sorted(_actions("route53") - NEEDS_STAR_RESOURCE - {"route53:GetChange"}
+                                    - (ROUTE53_HEALTH_CHECK_ACTIONS - {"route53:ChangeTagsForResource",
+                                                                        "route53:ListTagsForResource"})),
+               [f"arn:{p}:route53:::hostedzone/*"]),
+        *_traffic_statements(config, p, acct),
+    ]
+
+
+def _traffic_statements(config: Config, p: str, acct: str) -> list[dict[str, Any]]:
+    """Health checks (ids AWS picks), Route 53 changes, the region-switch alarm by name and the
+    metric the runbook publishes, by its namespace (PutMetricData has no resource type)."""
+    switch = f"arn:{p}:cloudwatch:{config.dr_region}:{acct}:alarm:drkit-region-switch-{config.env}"
+    return [
+        _allow("HealthChecks", sorted(ROUTE53_HEALTH_CHECK_ACTIONS), [f"arn:{p}:route53:::healthcheck/*"]),
+        _allow("Route53Changes", ["route53:GetChange"], [f"arn:{p}:route53:::change/*"]),
+        _allow("RegionSwitchAlarm", sorted(a for a in _actions("cloudwatch") if a not in NEEDS_STAR_RESOURCE), [switch]),
+        _allow("RegionSwitchMetric", ["cloudwatch:PutMetricData"], ["*"],
+               {"StringEquals": {"cloudwatch:namespace": "drkit/RegionSwitch"}}),
     ]
 
 

@@ -70,6 +70,8 @@ PROVISION = {
     ("route53", "ChangeResourceRecordSets"): "ensure_certificate",
     ("apigateway", "CreateDomainName"): "ensure_custom_domain",
     ("apigateway", "CreateBasePathMapping"): "ensure_custom_domain",
+    ("route53", "CreateHealthCheck"): "ensure_failover_records",
+    ("cloudwatch", "PutMetricAlarm"): "ensure_failover_records",
 }
 TEARDOWN = {
     ("ec2", "DeleteVpc"): "ensure_vpc",
@@ -103,6 +105,8 @@ TEARDOWN = {
     ("acm", "DeleteCertificate"): "ensure_certificate",
     ("route53", "ChangeResourceRecordSets"): "ensure_certificate",
     ("route53", "DeleteHostedZone"): "ensure_hosted_zone",
+    ("route53", "DeleteHealthCheck"): "ensure_failover_records",
+    ("cloudwatch", "DeleteAlarms"): "ensure_failover_records",
 }
 
 
@@ -164,6 +168,11 @@ def inventory(env: str) -> Counter:
                                                ["CertificateSummaryList"] if f"payments-{env}." in c["DomainName"]])
     found[("bucket", "any")] += len([b for b in boto3.client("s3").list_buckets()["Buckets"]
                                      if b["Name"].endswith(env)])
+    found[("health_check", "any")] += len([c for c in boto3.client("route53").list_health_checks()["HealthChecks"]
+                                           if c["CallerReference"].startswith(f"drkit-{env}-")])
+    for region in (PRIMARY, DR):
+        found[("alarm", region)] += len([a for a in boto3.client("cloudwatch", region_name=region).describe_alarms()
+                                         ["MetricAlarms"] if a["AlarmName"].endswith(f"-{env}")])
     found[("hosted_zone", "any")] += len([z for z in boto3.client("route53").list_hosted_zones()["HostedZones"]
                                           if z["Name"].startswith(f"payments-{env}.")])
     found[("role", "any")] += len([r for r in boto3.client("iam").list_roles()["Roles"]
