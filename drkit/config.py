@@ -61,6 +61,7 @@ class Config:
     parallel: int = DEFAULT_PARALLEL
     networks: Mapping[str, NetworkPlan] = field(default_factory=lambda: dict(DEFAULT_NETWORKS))
     domain: str = DEFAULT_DOMAIN  # the public zone is payments-<env>.<domain>
+    alerts_email: str | None = None  # drkit.toml: subscribed to each region's alerts topic
 
     def region(self, role: str) -> str:
         """The AWS region of a role ('primary' or 'dr'); 'global' resources live in primary."""
@@ -76,7 +77,8 @@ class Config:
 
 
 # Keys accepted in drkit.toml, beside the [network.primary] and [network.dr] tables.
-_FILE_KEYS = {"env", "primary_region", "dr_region", "state", "profile", "endpoint_url", "parallel", "domain"}
+_FILE_KEYS = {"env", "primary_region", "dr_region", "state", "profile", "endpoint_url", "parallel", "domain",
+              "alerts_email"}
 _NETWORK_KEYS = {"vpc_cidr", "private_subnet_cidrs", "public_subnet_cidr"}
 
 
@@ -147,9 +149,20 @@ def build_config(
         parallel=_positive_int(parallel, "--parallel"),
         networks=networks,
         domain=str(pick("domain", default=DEFAULT_DOMAIN)).rstrip(".").lower(),
+        alerts_email=_email(pick("alerts_email")),
     )
     validate(config)
     return config
+
+
+def _email(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    local, _, domain = text.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in text):
+        raise UserInputError(f"alerts_email {text!r} in drkit.toml is not an email address")
+    return text
 
 
 def _positive_int(value: Any, label: str) -> int:

@@ -223,6 +223,33 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("cloudwatch", "tag_resource"): ("cloudwatch:TagResource",),
     ("cloudwatch", "delete_alarms"): ("cloudwatch:DeleteAlarms",),
     ("cloudwatch", "put_metric_data"): ("cloudwatch:PutMetricData",),
+    ("cloudwatch", "get_dashboard"): ("cloudwatch:GetDashboard",),
+    ("cloudwatch", "put_dashboard"): ("cloudwatch:PutDashboard",),
+    ("cloudwatch", "delete_dashboards"): ("cloudwatch:DeleteDashboards",),
+    # Alerts topics and their keys (steps/alerts.py). GetCallerIdentity needs no permission.
+    ("sts", "get_caller_identity"): (),
+    ("kms", "create_key"): ("kms:CreateKey", "kms:TagResource", "kms:PutKeyPolicy"),
+    ("kms", "list_keys"): ("kms:ListKeys",),
+    ("kms", "list_resource_tags"): ("kms:ListResourceTags",),
+    ("kms", "get_key_policy"): ("kms:GetKeyPolicy",),
+    ("kms", "put_key_policy"): ("kms:PutKeyPolicy",),
+    ("kms", "get_key_rotation_status"): ("kms:GetKeyRotationStatus",),
+    ("kms", "enable_key_rotation"): ("kms:EnableKeyRotation",),
+    ("kms", "enable_key"): ("kms:EnableKey",),
+    ("kms", "tag_resource"): ("kms:TagResource",),
+    ("kms", "schedule_key_deletion"): ("kms:ScheduleKeyDeletion",),
+    ("kms", "create_alias"): ("kms:CreateAlias",),
+    ("kms", "update_alias"): ("kms:UpdateAlias",),
+    ("kms", "delete_alias"): ("kms:DeleteAlias",),
+    ("sns", "create_topic"): ("sns:CreateTopic", "sns:TagResource", "sns:SetTopicAttributes"),
+    ("sns", "get_topic_attributes"): ("sns:GetTopicAttributes",),
+    ("sns", "set_topic_attributes"): ("sns:SetTopicAttributes",),
+    ("sns", "list_tags_for_resource"): ("sns:ListTagsForResource",),
+    ("sns", "tag_resource"): ("sns:TagResource",),
+    ("sns", "delete_topic"): ("sns:DeleteTopic",),
+    ("sns", "list_subscriptions_by_topic"): ("sns:ListSubscriptionsByTopic",),
+    ("sns", "subscribe"): ("sns:Subscribe",),
+    ("sns", "unsubscribe"): ("sns:Unsubscribe",),
 }
 
 # Actions AWS authorizes on no resource type: the Resource element must be "*".
@@ -234,6 +261,7 @@ NEEDS_STAR_RESOURCE = frozenset({
     "cloudwatch:GetMetricStatistics",
     "acm:ListCertificates", "route53:ListHostedZonesByName", "route53:CreateHostedZone",
     "route53:ListHealthChecks", "route53:CreateHealthCheck", "route53:TestDNSAnswer", "cloudwatch:PutMetricData",
+    "kms:CreateKey", "kms:ListKeys",
 })
 # Route 53 actions on health checks and changes rather than on the hosted zone.
 ROUTE53_HEALTH_CHECK_ACTIONS = frozenset({
@@ -363,10 +391,29 @@ def _traffic_statements(config: Config, p: str, acct: str) -> list[dict[str, Any
     """Health checks (ids AWS picks), Route 53 changes, the region-switch alarm by name and the
     metric the runbook publishes, by its namespace (PutMetricData has no resource type)."""
     switch = f"arn:{p}:cloudwatch:{config.dr_region}:{acct}:alarm:drkit-region-switch-{config.env}"
+    regions = sorted({config.primary_region, config.dr_region, "us-east-1"})
+    alarms = [f"arn:{p}:cloudwatch:{r}:{acct}:alarm:drkit-{role}-*-{config.env}" for r in regions
+              for role in ("primary", "dr")]
+    dashboards = [f"arn:{p}:cloudwatch::{acct}:dashboard/drkit-{role}-{config.env}" for role in ("primary", "dr")]
+    topics = [f"arn:{p}:sns:{config.region(role)}:{acct}:{config.names.sns_topic(role)}" for role in ("primary", "dr")]
+    keys = [f"arn:{p}:kms:{config.region(role)}:{acct}:key/*" for role in ("primary", "dr")]
+    aliases = [f"arn:{p}:kms:{config.region(role)}:{acct}:alias/drkit-alerts-{role}-{config.env}"
+               for role in ("primary", "dr")]
+    alarm_actions = sorted(a for a in _actions("cloudwatch") if a not in NEEDS_STAR_RESOURCE and "Dashboard" not in a)
+    key_actions = sorted(a for a in _actions("kms") if a not in NEEDS_STAR_RESOURCE
+                         and a not in ("kms:DescribeKey", "kms:CreateGrant"))
     return [
+        _allow("Alarms", alarm_actions, alarms),
+        _allow("Dashboards", sorted(a for a in _actions("cloudwatch") if "Dashboard" in a), dashboards),
+        _allow("AlertsTopics", sorted(_actions("sns")), topics),
+        # Keys have ids AWS picks: only those tagged as drkit's for this env; DescribeKey by alias.
+        _allow("AlertsKeys", key_actions, keys, {"StringEquals": {"aws:ResourceTag/ManagedBy": "drkit",
+                                                                "aws:ResourceTag/Environment": config.env}}),
+        _allow("AlertsKeysByAlias", ["kms:DescribeKey", "kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"],
+               aliases + keys),
         _allow("HealthChecks", sorted(ROUTE53_HEALTH_CHECK_ACTIONS), [f"arn:{p}:route53:::healthcheck/*"]),
         _allow("Route53Changes", ["route53:GetChange"], [f"arn:{p}:route53:::change/*"]),
-        _allow("RegionSwitchAlarm", sorted(a for a in _actions("cloudwatch") if a not in NEEDS_STAR_RESOURCE), [switch]),
+        _allow("RegionSwitchAlarm", alarm_actions, [switch]),
         _allow("RegionSwitchMetric", ["cloudwatch:PutMetricData"], ["*"],
                {"StringEquals": {"cloudwatch:namespace": "drkit/RegionSwitch"}}),
     ]

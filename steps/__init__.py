@@ -8,7 +8,9 @@ subnets, gateways, routing), `steps/security_groups.py` the Aurora and Lambda se
 (`EnsureFunction`, with its log group and role), `steps/rest_api.py` its REST API,
 `steps/dns_zone.py` the public hosted zone, `steps/certificate.py` each region's ACM certificate
 and `steps/custom_domain.py` each region's API custom domain, `steps/failover_records.py` the
-Route 53 health checks, region-switch alarm and failover records (`EnsureFailoverRecords`). `all_steps()` is the pipeline; the engine
+Route 53 health checks, region-switch alarm and failover records (`EnsureFailoverRecords`),
+`steps/alerts.py` each region's KMS-encrypted alerts topic, `steps/alarms.py` the CloudWatch
+alarms and `steps/dashboards.py` each region's dashboard. `all_steps()` is the pipeline; the engine
 orders and parallelises it by each step's `depends_on()`, so a new family appends its steps here
 and needs no engine change.
 """
@@ -16,9 +18,12 @@ and needs no engine change.
 from __future__ import annotations
 
 from drkit.step import Step
+from steps.alarms import EnsureAlarms
+from steps.alerts import EnsureAlerts
 from steps.aurora import EnsureGlobalCluster, EnsureReplica
 from steps.certificate import EnsureCertificate
 from steps.custom_domain import EnsureCustomDomain
+from steps.dashboards import EnsureDashboard
 from steps.dns_zone import EnsureHostedZone
 from steps.dynamodb import EnsureGlobalTable
 from steps.failover_records import EnsureFailoverRecords
@@ -54,4 +59,10 @@ def all_steps() -> list[Step]:
         EnsureCustomDomain("primary"),
         EnsureCustomDomain("dr"),
         EnsureFailoverRecords("global"),
+        EnsureAlerts("primary"),
+        EnsureAlerts("dr"),
+        EnsureAlarms("primary"),
+        EnsureAlarms("dr"),
+        EnsureDashboard("primary"),
+        EnsureDashboard("dr"),
     ]

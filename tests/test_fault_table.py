@@ -72,6 +72,11 @@ PROVISION = {
     ("apigateway", "CreateBasePathMapping"): "ensure_custom_domain",
     ("route53", "CreateHealthCheck"): "ensure_failover_records",
     ("cloudwatch", "PutMetricAlarm"): "ensure_failover_records",
+    ("kms", "CreateKey"): "ensure_alerts",
+    ("kms", "EnableKeyRotation"): "ensure_alerts",
+    ("kms", "CreateAlias"): "ensure_alerts",
+    ("sns", "CreateTopic"): "ensure_alerts",
+    ("cloudwatch", "PutDashboard"): "ensure_dashboard",
 }
 TEARDOWN = {
     ("ec2", "DeleteVpc"): "ensure_vpc",
@@ -107,6 +112,10 @@ TEARDOWN = {
     ("route53", "DeleteHostedZone"): "ensure_hosted_zone",
     ("route53", "DeleteHealthCheck"): "ensure_failover_records",
     ("cloudwatch", "DeleteAlarms"): "ensure_failover_records",
+    ("kms", "DeleteAlias"): "ensure_alerts",
+    ("kms", "ScheduleKeyDeletion"): "ensure_alerts",
+    ("sns", "DeleteTopic"): "ensure_alerts",
+    ("cloudwatch", "DeleteDashboards"): "ensure_dashboard",
 }
 
 
@@ -173,6 +182,15 @@ def inventory(env: str) -> Counter:
     for region in (PRIMARY, DR):
         found[("alarm", region)] += len([a for a in boto3.client("cloudwatch", region_name=region).describe_alarms()
                                          ["MetricAlarms"] if a["AlarmName"].endswith(f"-{env}")])
+    for region in (PRIMARY, DR):
+        kms = boto3.client("kms", region_name=region)
+        found[("kms_key", region)] += len([k for k in kms.list_keys()["Keys"] if kms.describe_key(KeyId=k["KeyId"])
+                                           ["KeyMetadata"]["KeyState"] == "Enabled" and f" {env} " in
+                                           kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("Description", "")])
+        found[("topic", region)] += len([t for t in boto3.client("sns", region_name=region).list_topics()["Topics"]
+                                         if t["TopicArn"].endswith(f"-{env}")])
+        found[("dashboard", region)] += len([d for d in boto3.client("cloudwatch", region_name=region)
+                                             .list_dashboards()["DashboardEntries"] if d["DashboardName"].endswith(f"-{env}")])
     found[("hosted_zone", "any")] += len([z for z in boto3.client("route53").list_hosted_zones()["HostedZones"]
                                           if z["Name"].startswith(f"payments-{env}.")])
     found[("role", "any")] += len([r for r in boto3.client("iam").list_roles()["Roles"]

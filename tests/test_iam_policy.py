@@ -80,7 +80,7 @@ def test_every_call_written_in_the_steps_has_a_row():
 AWS_HAS_NO_RESOURCE_FOR = {"rds:DescribeOrderableDBInstanceOptions", "cloudwatch:GetMetricStatistics",
                            "acm:ListCertificates", "route53:ListHostedZonesByName", "route53:CreateHostedZone",
                            "route53:ListHealthChecks", "route53:CreateHealthCheck", "route53:TestDNSAnswer",
-                           "cloudwatch:PutMetricData"}
+                           "cloudwatch:PutMetricData", "kms:CreateKey", "kms:ListKeys"}
 
 
 @pytest.mark.parametrize("account", ["*", "123456789012"])
