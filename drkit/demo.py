@@ -1,7 +1,8 @@
 """`drkit demo`: the whole job end to end in an in-process sandbox.
 
 provision -> verify -> verify --deep (replication canaries) -> a payment through each region's
-API, replayed with the same Idempotency-Key (drkit/demo_payments.py) -> provision again (nothing
+API, replayed with the same Idempotency-Key (drkit/demo_payments.py) -> an outage of the primary
+region: DNS answers the DR region, then the primary again (drkit/demo_failover.py) -> provision again (nothing
 may change) -> teardown -> check that nothing drkit owned is left, with the wall time and AWS
 calls of each phase.
 """
@@ -76,6 +77,7 @@ def run_demo(env: str = "demo", *, log_format: str = "console", log_level: str =
         for probe in deep.probes:
             echo(f"       {probe.describe()}")
         payments(runner, server.endpoint_url, reports, echo)
+        failover(runner, reports, echo)
         phase("provision again", runner.provision,
               lambda o: (o.ok and runner.aws.stats.mutating == 0, f"{len(o.changes)} changes (converged)"))
         phase("teardown", runner.teardown,
@@ -85,6 +87,20 @@ def run_demo(env: str = "demo", *, log_format: str = "console", log_level: str =
     ok = all(r.ok for r in reports)
     echo("demo " + ("passed" if ok else "FAILED"))
     return reports
+
+
+def failover(runner: Runner, reports: list[PhaseReport], echo: Callable[[str], None]) -> None:
+    """An outage of the primary region: DNS fails over to DR and back (drkit/demo_failover.py)."""
+    from drkit.demo_failover import outage
+
+    runner.aws.stats = CallStats()
+    ok, seconds, summary, lines = outage(runner)
+    total, mutating = runner.aws.stats.snapshot()
+    reports.append(PhaseReport("regional outage", seconds, total, mutating, summary, ok))
+    echo(f"  {'ok ' if ok else 'BAD'} {'regional outage':<22} {seconds:6.2f}s  {total:4d} calls ({mutating:3d} mutating)  "
+         f"{summary}")
+    for line in lines:
+        echo(f"       {line}")
 
 
 def payments(runner: Runner, endpoint: str, reports: list[PhaseReport], echo: Callable[[str], None]) -> None:

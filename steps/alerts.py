@@ -38,7 +38,8 @@ def key_policy(partition: str, account: str) -> dict[str, Any]:
         {"Sid": "AccountAdministersTheKey", "Effect": "Allow", "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
          "Action": "kms:*", "Resource": "*"},
         {"Sid": "CloudWatchAlarmsPublishToTheTopic", "Effect": "Allow",
-         "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": CLOUDWATCH_KEY_ACTIONS, "Resource": "*"},
+         "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": CLOUDWATCH_KEY_ACTIONS, "Resource": "*",
+         "Condition": {"StringEquals": {"aws:SourceAccount": account}}},  # no confused deputy
     ]}
 
 

@@ -40,6 +40,7 @@ CHECK_KEYS = {"primary": "health-check-primary", "dr": "health-check-dr"}
 SWITCH_CHECK, GATE_CHECK = "health-check-switch", "health-check-primary-gate"
 RECORDS = {"primary": "record-primary", "dr": "record-secondary"}
 FAILOVER = {"primary": "PRIMARY", "dr": "SECONDARY"}
+WRITER = "aurora-global-writer-endpoint"  # state entry: an output, not a resource of this step
 HEALTH_CHECK_KEYS = (CHECK_KEYS["primary"], CHECK_KEYS["dr"], SWITCH_CHECK, GATE_CHECK)
 
 
@@ -74,7 +75,15 @@ class EnsureFailoverRecords(Step):
                 if extra:
                     duplicates[key] = extra
         resources.update(self._records(ctx))
-        return Observation(resources, duplicates=duplicates)
+        return Observation(resources, duplicates=duplicates, facts={"global_writer_endpoint": self._writer(ctx)})
+
+    def _writer(self, ctx: StepContext) -> str | None:
+        """The Aurora global database's writer endpoint: clients that use it follow a switchover or
+        failover with the traffic (an output; the global database is ensure_global_cluster's)."""
+        found = ctx.aws.call("rds", ctx.config.primary_region, "describe_global_clusters",
+                             GlobalClusterIdentifier=ctx.config.names.global_cluster, missing_ok=True)
+        clusters = (found or {}).get("GlobalClusters", [])
+        return clusters[0].get("Endpoint") if clusters else None
 
     def _alarm(self, ctx: StepContext) -> Observed | None:
         name = region_switch.alarm_name(ctx.config)
@@ -183,9 +192,13 @@ class EnsureFailoverRecords(Step):
             "primary_gate_health_check_id": ctx.recorded_id(GATE_CHECK),
             "region_switch_alarm": region_switch.alarm_name(ctx.config) if ctx.recorded_id(SWITCH_ALARM) else None,
             "region_switch_alarm_region": ctx.config.dr_region,
+            "aurora_global_writer_endpoint": ctx.state.resource_id(self.key, WRITER),
         }
 
     def adopt(self, ctx: StepContext, desired: Any, observation: Observation) -> None:
+        writer = observation.facts.get("global_writer_endpoint")
+        if writer and ctx.state.resource_id(self.key, WRITER) != writer:
+            ctx.state.record(self.key, WRITER, "endpoint", writer)
         for want in desired:
             have = observation.resources.get(want.key)
             if have is not None and have.exists and have.owned and ctx.recorded_id(want.key) != have.id:

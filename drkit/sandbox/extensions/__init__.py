@@ -33,6 +33,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "apigateway_serving",
     "cloudwatch_alarms",
     "route53_health",
+    "rds_global_endpoint",
 )
 
 _install_lock = threading.Lock()
