@@ -43,7 +43,7 @@ AWS_TYPICAL: tuple[TypicalDuration, ...] = (
                     "10-20 min for an empty database", ()),
     TypicalDuration("aurora_detach", "Aurora secondary detach + promote", 180, "rds_promoting",
                     "AWS Aurora guide, Removing a cluster from a global database; reported 1-5 min",
-                    ("detached",)),
+                    ("Aurora cluster", "to leave")),
     TypicalDuration("aurora_instance_deleting", "Aurora instance deleting", 480, "rds_deleting",
                     "AWS Aurora guide, DB instance status `deleting`; reported 5-10 min",
                     ("instance", "gone")),
@@ -54,7 +54,7 @@ AWS_TYPICAL: tuple[TypicalDuration, ...] = (
                     "dynamodb_replica_creating", "AWS DynamoDB guide, global tables 2019.11.21: adding a "
                     "replica 'can take several minutes'; reported 5-15 min", ("replica", "ACTIVE")),
     TypicalDuration("dynamodb_replica_deleting", "DynamoDB replica deleting", 240, "dynamodb_replica_deleting",
-                    "AWS DynamoDB guide, removing a replica; reported 2-5 min", ("replica", "gone")),
+                    "AWS DynamoDB guide, removing a replica; reported 2-5 min", ("DynamoDB table", "deleted")),
     TypicalDuration("lambda_pending_vpc", "Lambda in a VPC: Pending -> Active", 90, None,
                     "AWS Compute blog 'Announcing improved VPC networking for AWS Lambda functions' "
                     "(2019): Hyperplane ENI creation, typically up to 90 s", ("Lambda", "Active")),
@@ -82,4 +82,4 @@ def typical_for(what: str) -> TypicalDuration | None:
 def human(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f}s"
-    return f"{seconds / 60:.0f} min"
+    return f"{round(seconds / 60, 1):g} min"

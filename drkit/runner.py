@@ -7,9 +7,10 @@ doing it (`confirm` decides), the pyinfra way: prepare -> show changes -> confir
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from drkit.aws import AuditLog, AwsGateway, RetryPolicy
 from drkit.clock import Clock, SystemClock
@@ -52,6 +53,19 @@ class Outcome:
         return [c for r in self.results for c in r.changes]
 
 
+def sandbox_wait_policy(config: Config, environ: Mapping[str, str] | None = None) -> WaitPolicy:
+    """Polls scaled to a sandbox running the `aws` profile at DRKIT_SANDBOX_SCALE. Only with an
+    endpoint URL: against AWS itself, polls keep their real-world pace whatever the environment."""
+    environ = os.environ if environ is None else environ
+    if not config.endpoint_url or environ.get("DRKIT_SANDBOX_PROFILE", "").lower() != "aws":
+        return WaitPolicy()
+    try:
+        scale = float(environ.get("DRKIT_SANDBOX_SCALE", "60"))
+    except ValueError:
+        return WaitPolicy()
+    return WaitPolicy().scaled(scale)
+
+
 class Runner:
     def __init__(
         self,
@@ -81,7 +95,10 @@ class Runner:
             audit=AuditLog(audit_path(config)),
             log=self.log,
         )
-        self.waiter = Waiter(self.clock, lambda line: self.log.info("wait", progress=line), wait_policy, self.interrupt)
+        self.waiter = Waiter(self.clock, lambda line: self.log.info("wait", progress=line),
+                             wait_policy or sandbox_wait_policy(config), self.interrupt, idle=Pipeline.idle)
+        # Told of each step's progress through the pipeline (the live view); None: nobody listens.
+        self.on_event: Callable[[str, Step, StepResult | None], None] | None = None
 
     def context(self, step: Step, state: State) -> StepContext:
         return StepContext(self.config, self.aws, state, self.waiter, self.log.bind(step=step.key), step, self.force)
@@ -91,7 +108,8 @@ class Runner:
             ctx = self.context(step, state)
             return StepResult(step, ctx.region, work(step, ctx))
 
-        return self.pipeline.run(steps, one, parallel=self.config.parallel, on_interrupt=self.interrupt.set, **kw)
+        return self.pipeline.run(steps, one, parallel=self.config.parallel, on_interrupt=self.interrupt.set,
+                                 on_event=self.on_event, **kw)
 
     # Read-only -----------------------------------------------------------------------------
     def plan(self, step_names: Sequence[str] | None = None) -> Outcome:
