@@ -6,6 +6,7 @@ import time
 import click
 
 from drkit.cli.common import common_options, reports_errors, show_then_confirm
+from drkit.cli.live import live_view
 from drkit.cli.render import counts, emit
 
 
@@ -32,7 +33,8 @@ def provision(settings, yes, dry_run, steps, as_json):
     confirm = show_then_confirm(runner, yes=yes, as_json=as_json, operation="plan", title="Plan",
                                 nothing="up to date", question="Apply these changes?")
     started = time.monotonic()
-    outcome = runner.provision(steps, confirm=confirm)
+    with live_view(runner, log_format=settings.log_format, as_json=as_json) as view:
+        outcome = runner.provision(steps, confirm=view.pausing(confirm) if view else confirm)
     total, mutating = runner.aws.stats.snapshot()
     if outcome.declined:
         click.echo("aborted: nothing was changed", err=True)

@@ -20,7 +20,16 @@ def counts(outcome: Outcome) -> dict[str, int]:
     return {action: tally.get(action, 0) for action in (CREATE, UPDATE, REPLACE, WAIT, DELETE, SKIP)}
 
 
-def listing(outcome: Outcome, config: Config, title: str, nothing: str) -> str:
+def summary(outcome: Outcome) -> str:
+    """The one line operators know from other tools: `+12 create, ~1 update, -0 delete`."""
+    tally = counts(outcome)
+    return f"+{tally[CREATE]} create, ~{tally[UPDATE]} update, -{tally[DELETE]} delete"
+
+
+PLAN_OPERATIONS = ("plan", "teardown-plan")
+
+
+def listing(outcome: Outcome, config: Config, title: str, nothing: str, *, with_summary: bool = False) -> str:
     lines = [f"{title} -- env {config.env}, primary {config.primary_region}, dr {config.dr_region}"]
     for result in outcome.results:
         region = result.region or config.region(result.step.role)
@@ -36,6 +45,8 @@ def listing(outcome: Outcome, config: Config, title: str, nothing: str) -> str:
             lines.append(f"  {SYMBOLS.get(change.action, '*')} {change.describe()}")
     tally = counts(outcome)
     lines.append(", ".join(f"{n} {action}" for action, n in tally.items() if n) or "no changes")
+    if with_summary:
+        lines.append(summary(outcome))
     return "\n".join(lines)
 
 
@@ -66,4 +77,4 @@ def emit(outcome: Outcome, config: Config, *, as_json: bool, operation: str, tit
     if as_json:
         click.echo(json.dumps(document(outcome, config, operation, **extra), indent=2, default=str))
     else:
-        click.echo(listing(outcome, config, title, nothing))
+        click.echo(listing(outcome, config, title, nothing, with_summary=operation in PLAN_OPERATIONS))

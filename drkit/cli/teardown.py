@@ -6,6 +6,7 @@ import time
 import click
 
 from drkit.cli.common import common_options, reports_errors, show_then_confirm
+from drkit.cli.live import live_view
 from drkit.cli.render import counts, emit
 
 
@@ -36,7 +37,8 @@ def teardown(settings, yes, dry_run, steps, as_json, force):
                                 nothing="nothing to delete",
                                 question=f"Delete these resources of env {runner.config.env!r}?")
     started = time.monotonic()
-    outcome = runner.teardown(steps, confirm=confirm)
+    with live_view(runner, log_format=settings.log_format, as_json=as_json) as view:
+        outcome = runner.teardown(steps, confirm=view.pausing(confirm) if view else confirm)
     total, mutating = runner.aws.stats.snapshot()
     if outcome.declined:
         click.echo("aborted: nothing was deleted", err=True)
