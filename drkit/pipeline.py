@@ -93,6 +93,7 @@ class Pipeline:
         keep_going: bool = False,
         on_interrupt: Callable[[], None] = lambda: None,
         on_event: Callable[[str, Step, StepResult | None], None] | None = None,
+        early: Callable[[Step, Step], bool] | None = None,
     ) -> list[StepResult]:
         """Run `work` per step, each the moment its prerequisites are done (see `prerequisites`).
 
@@ -102,6 +103,8 @@ class Pipeline:
         (unless keep_going, for read-only work), so nothing builds on -- or tears down under -- a
         failure; steps that do not need the failed one carry on. `on_event(kind, step, result)`
         reports "waiting" (for prerequisites), "started", "done", "failed" and "skipped".
+        `early(step, prerequisite)` may say that a still-running prerequisite has already
+        published all that `step` reads of it (see Step.reads); not used in reverse.
         Results come back in dependency-level order, as `batches` lists them.
         """
         order = [s for batch in self.batches(steps, reverse=reverse) for s in batch]  # also checks cycles
@@ -118,12 +121,15 @@ class Pipeline:
             try:
                 while len(results) < len(order):
                     self._start_ready(order, needs, results, running, keep_going, notify,
-                                      lambda step: pool.submit(self._slotted, slots, work, step, notify))
+                                      lambda step: pool.submit(self._slotted, slots, work, step, notify),
+                                      None if reverse else early)
                     if not running:
                         continue
                     # Wait in short slices: a blocking wait is not woken by a SIGINT that lands
-                    # on a worker thread, and Ctrl-C must stop a run at once.
-                    finished, _ = wait(list(running.values()), timeout=0.2, return_when=FIRST_COMPLETED)
+                    # on a worker thread, and Ctrl-C must stop a run at once. With `early`, the
+                    # slices are shorter: a published output is noticed at the next one.
+                    finished, _ = wait(list(running.values()), timeout=0.05 if early else 0.2,
+                                       return_when=FIRST_COMPLETED)
                     for key in [k for k, f in running.items() if f in finished]:
                         result = running.pop(key).result()
                         results[key] = result
@@ -138,8 +144,10 @@ class Pipeline:
     @staticmethod
     def _start_ready(order: list[Step], needs: dict[str, set[str]], results: dict[str, StepResult],
                      running: dict[str, Future], keep_going: bool, notify: Callable,
-                     submit: Callable[[Step], Future]) -> None:
-        """Skip the steps a failure blocks and start every step whose prerequisites are done."""
+                     submit: Callable[[Step], Future], early: Callable[[Step, Step], bool] | None) -> None:
+        """Skip the steps a failure blocks and start every step whose prerequisites are done
+        (or, per `early`, have published what it reads)."""
+        steps = {s.key: s for s in order}
         progressed = True
         while progressed:
             progressed = False
@@ -147,7 +155,8 @@ class Pipeline:
                 if step.key in results or step.key in running:
                     continue
                 before = [results.get(k) for k in needs[step.key]]
-                if any(r is None for r in before):
+                pending = [k for k in needs[step.key] if k not in results]
+                if pending and not (early and all(k in running and early(step, steps[k]) for k in pending)):
                     continue
                 if not keep_going and any(not r.ok for r in before if r is not None):
                     results[step.key] = StepResult(step, "", skipped=True)

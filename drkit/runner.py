@@ -66,6 +66,13 @@ def sandbox_wait_policy(config: Config, environ: Mapping[str, str] | None = None
     return WaitPolicy().scaled(scale)
 
 
+def _known(value: Any) -> bool:
+    """An output is known once it and (for a list, such as subnet ids) each of its items is."""
+    if isinstance(value, list):
+        return bool(value) and all(item is not None for item in value)
+    return value is not None
+
+
 class Runner:
     def __init__(
         self,
@@ -99,15 +106,31 @@ class Runner:
                              wait_policy or sandbox_wait_policy(config), self.interrupt, idle=Pipeline.idle)
         # Told of each step's progress through the pipeline (the live view); None: nobody listens.
         self.on_event: Callable[[str, Step, StepResult | None], None] | None = None
+        self._published: set[str] = set()  # steps that published outputs in the current run
 
     def context(self, step: Step, state: State) -> StepContext:
-        return StepContext(self.config, self.aws, state, self.waiter, self.log.bind(step=step.key), step, self.force)
+        return StepContext(self.config, self.aws, state, self.waiter, self.log.bind(step=step.key), step, self.force,
+                           published=self._published.add)
+
+    def _early(self, state: State) -> Callable[[Step, Step], bool]:
+        """A step may start before a prerequisite is done once that prerequisite has published,
+        in this run, every output the step reads of it (Step.reads), each one known."""
+
+        def ready(step: Step, prerequisite: Step) -> bool:
+            names = step.reads().get(prerequisite.key)
+            if not names or prerequisite.key not in self._published:
+                return False
+            outputs = state.outputs(prerequisite.key)
+            return all(_known(outputs.get(name)) for name in names)
+
+        return ready
 
     def _run(self, steps: Sequence[Step], state: State, work: Callable[[Step, StepContext], list], **kw: Any) -> list[StepResult]:
         def one(step: Step) -> StepResult:
             ctx = self.context(step, state)
             return StepResult(step, ctx.region, work(step, ctx))
 
+        self._published.clear()
         return self.pipeline.run(steps, one, parallel=self.config.parallel, on_interrupt=self.interrupt.set,
                                  on_event=self.on_event, **kw)
 
@@ -164,7 +187,7 @@ class Runner:
             def converge(step: Step, ctx: StepContext) -> list:
                 return step.create(ctx, None if step.key in needs_work else assessments[step.key])
 
-            applied = self._run(steps, state, converge)
+            applied = self._run(steps, state, converge, early=self._early(state))
             return Outcome(applied, applied=bool(needs_work))
 
     def teardown(self, step_names: Sequence[str] | None = None, *, confirm: Confirm = lambda _: True) -> Outcome:

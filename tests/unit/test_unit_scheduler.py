@@ -19,7 +19,9 @@ from tests.unit.test_unit_pipeline import Fake
 class Timeline:
     """A virtual clock driven by the pipeline's events (see the module docstring)."""
 
-    def __init__(self, steps: list[Step], reverse: bool = False) -> None:
+    def __init__(self, steps: list[Step], reverse: bool = False, published: set[str] | None = None) -> None:
+        self.published = published if published is not None else set()
+        self.steps = {s.key: s for s in steps}
         self.now = 0.0
         self.cond = threading.Condition()
         self.wakes: dict[int, float] = {}
@@ -50,7 +52,9 @@ class Timeline:
             del self.wakes[me]
 
     def _quiet(self) -> bool:
-        ready = [k for k, before in self.needs.items() if k not in self.begun and before <= self.resolved]
+        ready = [k for k, before in self.needs.items() if k not in self.begun
+                 and all(b in self.resolved or (b in self.begun and b in self.published
+                                                and b in self.steps[k].reads()) for b in before)]
         busy = self.begun - self.resolved
         return not ready and bool(self.wakes) and len(self.wakes) == len(busy)
 
@@ -169,3 +173,66 @@ def test_ctrl_c_stops_starting_steps_and_lets_running_ones_stop() -> None:
         Pipeline(steps).run(steps, work, parallel=4, on_interrupt=interrupted.set, on_event=on_event)
     assert interrupted.is_set()
     assert "aurora:primary" not in seen and "aurora:dr" not in seen
+
+
+class Reader(Fake):
+    """A fake step that needs only some outputs of its dependencies."""
+
+    def __init__(self, name: str, role: str, deps: tuple[str, ...], reads: tuple[str, ...]) -> None:
+        super().__init__(name, role, deps)
+        self._reads = reads
+
+    def reads(self) -> dict[str, tuple[str, ...]]:
+        return {dep: ("id",) for dep in self._reads}
+
+
+def early_stack() -> list[Step]:
+    return [
+        Fake("vpc", "primary"),  # publishes its id at 10 s, then waits 80 s for its NAT gateway
+        Reader("sg", "primary", ("vpc:primary",), ("vpc:primary",)),
+        Reader("aurora", "primary", ("vpc:primary", "sg:primary"), ("vpc:primary", "sg:primary")),
+        Fake("lambda", "primary", ("vpc:primary",)),  # needs the NAT: reads nothing early
+    ]
+
+
+@pytest.mark.parametrize("fail_vpc", [False, True])
+def test_a_step_that_reads_only_published_outputs_starts_before_its_dependency_is_done(fail_vpc) -> None:
+    steps = early_stack()
+    published: set[str] = set()
+    with Timeline(steps, published=published) as timeline:
+        def work(step: Step) -> StepResult:
+            if step.key == "vpc:primary":
+                timeline.sleep(10)
+                with timeline.cond:
+                    published.add(step.key)
+                timeline.sleep(80)
+                if fail_vpc:
+                    raise DrkitError("NAT gateway failed")
+            else:
+                timeline.sleep(5 if step.key == "sg:primary" else 600)
+                with timeline.cond:
+                    published.add(step.key)
+            return StepResult(step, "r")
+
+        def early(step: Step, prerequisite: Step) -> bool:
+            return prerequisite.key in step.reads() and prerequisite.key in published
+
+        results = Pipeline(steps).run(steps, work, parallel=4, on_event=timeline.event, early=early)
+    started = timeline.at("started")
+    assert started["sg:primary"] == 10 and started["aurora:primary"] == 15  # not at 90, when vpc is done
+    status = {r.step.key: "skipped" if r.skipped else "failed" if r.error else "ok" for r in results}
+    if fail_vpc:
+        # What started on the published part carries on; what needs the whole step is skipped.
+        assert status == {"vpc:primary": "failed", "sg:primary": "ok", "aurora:primary": "ok",
+                          "lambda:primary": "skipped"}
+    else:
+        assert started["lambda:primary"] == 90 and all(v == "ok" for v in status.values())
+
+
+def test_early_is_not_used_in_reverse() -> None:
+    steps = early_stack()
+    with Timeline(steps, reverse=True) as timeline:
+        Pipeline(steps).run(steps, fake_work(timeline, {"aurora:primary": 100, "sg:primary": 5}), parallel=4,
+                            reverse=True, on_event=timeline.event, early=lambda step, prerequisite: True)
+    started = timeline.at("started")
+    assert started["sg:primary"] == 100 and started["vpc:primary"] == 105
