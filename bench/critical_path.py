@@ -56,9 +56,14 @@ def critical_path(steps: list[Step], timings: SandboxTimings, *, reverse: bool) 
     waits = TEARDOWN_WAITS if reverse else PROVISION_WAITS
     pipeline = Pipeline(steps)
     needs = pipeline.prerequisites(steps, reverse=reverse)
+    began: dict[str, tuple[float, list[str]]] = {}
     finish: dict[str, tuple[float, list[str]]] = {}
     for step in (s for batch in pipeline.batches(steps, reverse=reverse) for s in batch):
-        start, chain = max((finish[k] for k in needs[step.key]), default=(0.0, []))
+        # A dependency the step only reads outputs of (Step.reads) is published before that
+        # dependency's waits (the VPC's id and subnets come before its NAT gateway).
+        early = () if reverse else step.reads()
+        start, chain = max((began[k] if k in early else finish[k] for k in needs[step.key]), default=(0.0, []))
+        began[step.key] = (start, chain + [step.key])
         finish[step.key] = (start + step_seconds(step, timings, waits), chain + [step.key])
     return max(finish.values(), default=(0.0, []))
 
