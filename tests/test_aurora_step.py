@@ -7,6 +7,7 @@ import io
 import json
 import string
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import boto3
@@ -443,3 +444,29 @@ def test_the_instance_is_created_while_its_cluster_is_still_creating(moto, make_
     for region, name in ((PRIMARY, "aurora-primary-test"), (DR, "aurora-dr-test")):
         assert cluster(region, name)["Status"] == "available"
         assert instance(region, f"{name}-1")["DBInstanceStatus"] == "available"
+
+
+def test_a_region_that_refuses_an_instance_in_a_creating_cluster_gets_it_once_the_cluster_is_available(
+        moto, make_aurora_runner):
+    runner = make_aurora_runner()
+    refused: list[str] = []
+
+    def before_call(model, **_):
+        # The first CreateDBInstance finds its cluster `creating` and is refused, as a region
+        # that does not accept it then would; the retry must come once the cluster is available.
+        if model.name == "CreateDBInstance":
+            status = rds(PRIMARY).describe_db_clusters(DBClusterIdentifier="aurora-primary-test")[
+                "DBClusters"][0]["Status"]
+            refused.append(status)
+            if len(refused) == 1:
+                return (SimpleNamespace(status_code=400, headers={}),
+                        {"Error": {"Code": "InvalidDBClusterStateFault", "Message": "cluster is creating"},
+                         "ResponseMetadata": {"HTTPStatusCode": 400}})
+        return None
+
+    runner.aws.client("rds", PRIMARY).meta.events.register("before-call.rds", before_call)
+    outcome = runner.provision()
+    assert outcome.ok, [str(r.error) for r in outcome.failed]
+    assert refused == ["creating", "available"]
+    assert instance(PRIMARY, "aurora-primary-test-1")["DBInstanceStatus"] == "available"
+    assert len(rds(PRIMARY).describe_db_instances()["DBInstances"]) == 1
