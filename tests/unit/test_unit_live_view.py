@@ -10,7 +10,6 @@ import pytest
 
 from drkit.cli.live import Board, live_view, log_path, wanted
 from drkit.pipeline import StepResult
-from drkit.step import Step
 from tests.unit.test_unit_pipeline import Fake
 
 
