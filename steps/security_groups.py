@@ -89,6 +89,10 @@ class EnsureSecurityGroups(Step):
     def depends_on(self) -> tuple[str, ...]:
         return (f"ensure_vpc:{self.role}",)
 
+    def reads(self) -> dict[str, tuple[str, ...]]:
+        # A security group needs its VPC's id, not the NAT gateway or routes of that step.
+        return {f"ensure_vpc:{self.role}": ("vpc_id",)}
+
     # Observe -------------------------------------------------------------------------------
     def observe(self, ctx: StepContext) -> Observation:
         found = find_owned(ctx, SECURITY_GROUP, self.KEYS)
