@@ -301,11 +301,9 @@ class EnsureVpc(NetworkTeardown, Step):
         self._retag(ctx, change)
 
     def create_route_table(self, ctx: StepContext, change: Change) -> None:
-        # CreateRouteTable takes a ClientToken (filled by the gateway); the look-up also covers
-        # an endpoint that ignores it (moto does).
+        # CreateRouteTable takes a ClientToken: the gateway makes one that every resend reuses.
         table = ctx.call("ec2", "create_route_table", VpcId=self._require(ctx, "vpc"),
                          TagSpecifications=tag_specifications(ROUTE_TABLE.resource_type, self._tags_for(ctx, change)),
-                         settled=reads.created(ctx, ROUTE_TABLE, change.key, "RouteTable"),
                          resource=change.name)["RouteTable"]
         table_id = table["RouteTableId"]
         ctx.record(change.key, "route_table", table_id)

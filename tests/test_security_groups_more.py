@@ -62,6 +62,8 @@ def test_provision_survives_a_lost_answer(moto, make_sg_runner, ec2, operation):
     outcome = runner.provision(SG_STEP)
     assert outcome.ok, [str(r.error) for r in outcome.failed]
     assert fault["lost"] == 1
+    # A create (one per group) or authorize is looked up, not resent; a revoke is resent (NotFound = done).
+    assert fault["calls"] == {"authorize_security_group_ingress": 1}.get(operation, 2)
     found = groups(ec2, env)
     assert sorted(found) == [f"aurora-sg-primary-{env}", f"lambda-sg-primary-{env}"]  # no duplicate group
     assert rules_of(found[f"aurora-sg-primary-{env}"]["IpPermissions"])[0]["from_port"] == 5432

@@ -35,7 +35,7 @@ PROVISION_OPERATIONS = [
 # Calls of each operation in one provision of the primary network: a call with a `settled`
 # look-up is never resent after its lost answer; one with a token or to a value is resent (+1).
 CALLS = {"create_vpc": 1, "modify_vpc_attribute": 2, "create_subnet": 4, "create_internet_gateway": 1,
-         "attach_internet_gateway": 1, "allocate_address": 1, "create_nat_gateway": 2, "create_route_table": 2,
+         "attach_internet_gateway": 1, "allocate_address": 1, "create_nat_gateway": 2, "create_route_table": 3,
          "create_route": 2, "associate_route_table": 4}
 TEARDOWN_OPERATIONS = [
     "disassociate_route_table", "delete_route_table", "delete_nat_gateway", "release_address",
