@@ -1,39 +1,36 @@
-"""Lost answers for tests: AWS (moto) carries out the request, then the client gets a 500, as
-when a response is lost on the way back. Until drkit/sandbox/faults.py lands this wraps the call
-with a botocore `after-call` hook, on both of the gateway's clients (with and without resends)."""
+"""Lost answers for tests, through the sandbox's fault injector (drkit/sandbox/faults.py): moto
+carries out the request, then the client gets a 500, as when a response is lost on the way back."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterator
 
-import botocore.exceptions
+import pytest
 
-from tests.conftest import DR, PRIMARY
+from drkit.sandbox.faults import FaultInjector, LostResponse, armed_faults
 
 
 def camel(operation: str) -> str:
+    """EC2's API name of a boto3 operation (create_vpc -> CreateVpc)."""
     return "".join(part.capitalize() for part in operation.split("_"))
 
 
-def lose_answer(runner, operation: str, *, nth: int = 1, times: int = 1, service: str = "ec2",
-                regions: Iterable[str] = (PRIMARY, DR)) -> dict[str, int]:
-    """Lose the answers of calls nth .. nth+times-1 of `operation` (snake_case). Returns a
-    counter: "calls" seen, "lost" answers (so a test can prove the fault fired)."""
-    seen = {"calls": 0, "lost": 0}
-    api_name = camel(operation)
+@pytest.fixture
+def faults() -> Iterator[FaultInjector]:
+    with armed_faults() as injector:
+        yield injector
 
-    def after_call(model, **_):
-        if model.name != api_name:
-            return
-        seen["calls"] += 1
-        if nth <= seen["calls"] < nth + times:
-            seen["lost"] += 1
-            raise botocore.exceptions.ClientError(
-                {"Error": {"Code": "InternalError", "Message": "lost answer (test)"},
-                 "ResponseMetadata": {"HTTPStatusCode": 500}}, api_name)
 
-    for region in regions:
-        for resend in (True, False):
-            runner.aws.client(service, region, resend=resend).meta.events.register(
-                f"after-call.{service}.{api_name}", after_call)
-    return seen
+class Lost:
+    """One armed lost answer: fault["lost"] answers lost, fault["calls"] matching requests seen."""
+
+    def __init__(self, fault: LostResponse) -> None:
+        self.fault = fault
+
+    def __getitem__(self, what: str) -> int:
+        return {"lost": self.fault.fired, "calls": self.fault.seen}[what]
+
+
+def lose_answer(faults: FaultInjector, operation: str, *, nth: int = 1, times: int = 1, service: str = "ec2") -> Lost:
+    """Lose the answers of requests nth .. nth+times-1 of `operation` (boto3's snake_case)."""
+    return Lost(faults.lost_response(service, camel(operation), nth=nth, times=times))

@@ -14,7 +14,7 @@ from drkit.runner import Runner
 from steps.security_groups import EnsureSecurityGroups, rules_of
 from steps.vpc import EnsureVpc
 from tests.conftest import PRIMARY, owned_filters
-from tests.lost_answers import lose_answer
+from tests.lost_answers import faults, lose_answer  # noqa: F401  (a fixture)
 
 ALL_EGRESS = [{"protocol": "-1", "from_port": None, "to_port": None, "source": "0.0.0.0/0"}]
 SG_STEP = ["ensure_security_groups:primary"]
@@ -53,12 +53,12 @@ def test_aurora_egress_is_revoked_at_creation_and_repaired(moto, make_sg_runner,
 @pytest.mark.parametrize("operation", [
     "create_security_group", "authorize_security_group_ingress", "revoke_security_group_egress",
 ])
-def test_provision_survives_a_lost_answer(moto, make_sg_runner, ec2, operation):
+def test_provision_survives_a_lost_answer(moto, make_sg_runner, ec2, operation, faults):
     env = {"create_security_group": "lostcreate", "authorize_security_group_ingress": "lostauth",
            "revoke_security_group_egress": "lostrevoke"}[operation]
     runner = make_sg_runner(env)
     assert runner.provision(["ensure_vpc:primary"]).ok
-    fault = lose_answer(runner, operation, regions=[PRIMARY])
+    fault = lose_answer(faults, operation)
     outcome = runner.provision(SG_STEP)
     assert outcome.ok, [str(r.error) for r in outcome.failed]
     assert fault["lost"] == 1
@@ -71,23 +71,23 @@ def test_provision_survives_a_lost_answer(moto, make_sg_runner, ec2, operation):
     assert runner.verify().changes == []
 
 
-def test_a_repair_survives_a_lost_authorize_answer(moto, make_sg_runner, ec2):
+def test_a_repair_survives_a_lost_authorize_answer(moto, make_sg_runner, ec2, faults):
     """The resend is answered InvalidPermission.Duplicate; the read, not the error, decides."""
     runner = make_sg_runner()
     assert runner.provision().ok
     lambda_ = groups(ec2)["lambda-sg-primary-test"]["GroupId"]
     ec2(PRIMARY).revoke_security_group_egress(GroupId=lambda_, IpPermissions=[
         {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-    fault = lose_answer(runner, "authorize_security_group_egress", regions=[PRIMARY])
+    fault = lose_answer(faults, "authorize_security_group_egress")
     assert runner.provision().ok
     assert fault["lost"] == 1 and fault["calls"] == 1  # looked up, not resent
     assert rules_of(groups(ec2)["lambda-sg-primary-test"]["IpPermissionsEgress"]) == ALL_EGRESS
 
 
-def test_teardown_survives_a_lost_delete_answer(moto, make_sg_runner, ec2):
+def test_teardown_survives_a_lost_delete_answer(moto, make_sg_runner, ec2, faults):
     runner = make_sg_runner()
     assert runner.provision().ok
-    fault = lose_answer(runner, "delete_security_group", regions=[PRIMARY])
+    fault = lose_answer(faults, "delete_security_group")
     outcome = runner.teardown(SG_STEP)
     assert outcome.ok, [str(r.error) for r in outcome.failed]
     assert fault["lost"] == 1

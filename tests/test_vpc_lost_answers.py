@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PRIMARY, owned_filters
-from tests.lost_answers import lose_answer
+from tests.lost_answers import faults, lose_answer  # noqa: F401  (a fixture)
 
 STEP = ["ensure_vpc:primary"]
 EXPECTED = {"vpcs": 1, "subnets": 4, "internet_gateways": 1, "addresses": 1, "nat_gateways": 1, "route_tables": 2,
@@ -44,10 +44,10 @@ TEARDOWN_OPERATIONS = [
 
 
 @pytest.mark.parametrize("operation", PROVISION_OPERATIONS)
-def test_provision_survives_a_lost_answer(moto, make_runner, ec2, operation):
+def test_provision_survives_a_lost_answer(moto, make_runner, ec2, operation, faults):
     env = f"lost-{operation.replace('_', '-')}"[:20].rstrip("-")
     runner = make_runner(env, parallel=1)
-    fault = lose_answer(runner, operation, regions=[PRIMARY])
+    fault = lose_answer(faults, operation)
     outcome = runner.provision(STEP)
     assert outcome.ok, [str(r.error) for r in outcome.failed]
     assert fault["lost"] == 1
@@ -57,11 +57,11 @@ def test_provision_survives_a_lost_answer(moto, make_runner, ec2, operation):
 
 
 @pytest.mark.parametrize("operation", TEARDOWN_OPERATIONS)
-def test_teardown_survives_a_lost_answer(moto, make_runner, ec2, operation):
+def test_teardown_survives_a_lost_answer(moto, make_runner, ec2, operation, faults):
     env = f"lost-{operation.replace('_', '-')}"[:20].rstrip("-")
     runner = make_runner(env, parallel=1)
     assert runner.provision(STEP).ok
-    fault = lose_answer(runner, operation, regions=[PRIMARY])
+    fault = lose_answer(faults, operation)
     outcome = runner.teardown(STEP)
     assert outcome.ok, [str(r.error) for r in outcome.failed]
     assert fault["lost"] == 1
@@ -69,7 +69,7 @@ def test_teardown_survives_a_lost_answer(moto, make_runner, ec2, operation):
     assert runner.plan_teardown(STEP).changes == []
 
 
-def test_moving_a_subnet_back_survives_a_lost_answer(moto, make_runner, ec2):
+def test_moving_a_subnet_back_survives_a_lost_answer(moto, make_runner, ec2, faults):
     """ReplaceRouteTableAssociation has no token: resent, its old association id is gone."""
     runner = make_runner("lost-replace", parallel=1)
     assert runner.provision(STEP).ok
@@ -82,7 +82,7 @@ def test_moving_a_subnet_back_survives_a_lost_answer(moto, make_runner, ec2):
     association = next(a["RouteTableAssociationId"] for t in current["RouteTables"] for a in t["Associations"]
                        if a.get("SubnetId") == subnet)
     client.replace_route_table_association(AssociationId=association, RouteTableId=stray)
-    fault = lose_answer(runner, "replace_route_table_association", regions=[PRIMARY])
+    fault = lose_answer(faults, "replace_route_table_association")
 
     outcome = runner.provision(STEP)
     assert outcome.ok, [str(r.error) for r in outcome.failed]
