@@ -6,6 +6,7 @@ import click
 
 from drkit import __version__
 from drkit.cli.demo import demo
+from drkit.cli.iam_policy import iam_policy
 from drkit.cli.outputs import outputs
 from drkit.cli.plan import plan
 from drkit.cli.provision import provision
@@ -28,5 +29,5 @@ def main() -> None:
     disaster-recovery infrastructure on AWS."""
 
 
-for command in (plan, provision, verify, teardown, outputs, state, sandbox, demo):
+for command in (plan, provision, verify, teardown, outputs, state, sandbox, demo, iam_policy):
     main.add_command(command)
