@@ -394,6 +394,7 @@ class EnsureBucket(RefusesForeign):
         if change.attribute == "tags":
             # PutBucketTagging replaces the whole set: keep the tags drkit does not manage.
             self._put_tags(ctx, change.resource_id, {**self._tags(ctx, change.resource_id), **change.expected})
+            ctx.record(BUCKET, BUCKET_KIND, change.resource_id)  # tagged: no longer pending
         else:
             self._apply_setting(ctx, change.resource_id, change.attribute)
 
