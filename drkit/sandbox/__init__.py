@@ -35,9 +35,9 @@ def make_app(timings: SandboxTimings | None = None) -> Any:
         timings = SandboxTimings.from_env({"DRKIT_SANDBOX_LOOPBACK_HTTP_IS_TLS": "1", **os.environ})
     install_all(timings)
     # Deployed REST API stages and custom domains are served in front of moto's control plane;
-    # faults apply to the control plane's requests; a regional outage (drkit.sandbox.outage) to both.
+    # armed faults apply to every request; a regional outage (drkit.sandbox.outage) fails a region's APIs.
     return OutageMiddleware(
-        ApiGatewayServing(FaultMiddleware(DomainDispatcherApplication(create_backend_app), active_faults())),
+        FaultMiddleware(ApiGatewayServing(DomainDispatcherApplication(create_backend_app)), active_faults()),
         active_outages())
 
 
