@@ -15,7 +15,7 @@ import click
 
 from drkit.aws import AwsGateway
 from drkit.config import Config, build_config, check_state_path
-from drkit.errors import EXIT_FAILURE, DrkitError, UserInputError
+from drkit.errors import EXIT_FAILURE, DrkitError, EndpointUnreachableError, UserInputError
 from drkit.logs import LOG_FORMATS, make_logger
 from drkit.runner import Runner
 
@@ -71,7 +71,7 @@ def require_credentials(gateway: AwsGateway) -> None:
     credential_process is one line before any service call, not one failure per step."""
     # The gateway's session is the one its clients are built from: resolving it here caches
     # the credentials for them.
-    session = gateway._session  # noqa: SLF001 - drkit/aws.py has no public accessor yet
+    session = gateway.session
     try:
         credentials = session.get_credentials()
         if credentials is not None:
@@ -101,7 +101,7 @@ def unreachable_endpoint(outcome: Any, config: Config) -> str | None:
 def _connection_error(error: BaseException | None) -> bool:
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, botocore.exceptions.ConnectionError):
+        if isinstance(error, (botocore.exceptions.ConnectionError, EndpointUnreachableError)):
             return True
         seen.add(id(error))
         error = error.__cause__ or error.__context__

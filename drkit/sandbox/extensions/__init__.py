@@ -17,8 +17,10 @@ from drkit.sandbox.timings import SandboxTimings
 # Module names under drkit.sandbox.extensions, applied in this order.
 EXTENSION_MODULES: tuple[str, ...] = (
     "ec2_nat",
+    "ec2_dependencies",
     "ec2_idempotency",
     "dynamodb_replicas",
+    "dynamodb_replica_settings",
     "s3_replication",
     "s3_policy_conditions",
     "rds_global",

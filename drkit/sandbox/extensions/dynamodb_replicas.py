@@ -138,6 +138,16 @@ def _group_of(table: Any) -> _Group | None:
     return group
 
 
+def group_of(table: Any) -> _Group | None:
+    """The replication group of a table that has at least one other replica."""
+    return _group_of(table)
+
+
+def table_in(group: _Group, region: str) -> Table | None:
+    """The group's replica table in `region`, if it exists there."""
+    return _table_in(group, region)
+
+
 def _backend(account_id: str, region: str) -> DynamoDBBackend:
     return dynamodb_backends[account_id][region]
 
@@ -423,6 +433,7 @@ def _create_replica(backend: DynamoDBBackend, table: Table, spec: dict[str, Any]
         warm_throughput=None,
     )
     replica.__dict__["_drkit_group"] = group
+    replica.ttl = copy.deepcopy(table.ttl)  # TTL is a synchronized setting (dynamodb_replica_settings)
     group.members[region] = _Member(region, "CREATING", t.now(), backend.region_name)
     # Backfill: the replica starts with the items the table holds now; later writes propagate.
     versions = table.__dict__.setdefault("_drkit_versions", {})
