@@ -92,7 +92,6 @@ class Names:
             ("iam_role", self.replication_role),
             ("secret", self.db_secret),
             ("dns_zone", self.hosted_zone),
-            ("dns_zone", self.api_hostname),
         ]
         for role in ROLES:
             names += [

@@ -94,7 +94,7 @@ def lose_answers(runner: Runner, service: str, operation: str, times: int = 1) -
     gets a 500. Returns a list that records each lost call."""
     lost: list[str] = []
     api_name = "".join(part.capitalize() for part in operation.split("_"))
-    event_service = runner.aws._session._session.get_service_model(service).service_id.hyphenize()
+    event_service = runner.aws.session._session.get_service_model(service).service_id.hyphenize()
 
     def after_call(http_response: Any, parsed: dict, model: Any, **_: Any) -> None:
         if len(lost) < times and not parsed.get("Error"):
@@ -103,7 +103,7 @@ def lose_answers(runner: Runner, service: str, operation: str, times: int = 1) -
                                "ResponseMetadata": {"HTTPStatusCode": 500}}, model.name)
 
     event = f"after-call.{event_service}.{api_name}"
-    runner.aws._session.events.register(event, after_call)  # clients made from now on
+    runner.aws.session.events.register(event, after_call)  # clients made from now on
     for (name, _, _), made in runner.aws._clients.items():  # and those made already
         if name == service:
             made.meta.events.register(event, after_call)

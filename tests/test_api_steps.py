@@ -174,7 +174,7 @@ def test_the_caller_reference_is_in_the_state_before_the_zone_is_created(runner)
         seen.append((params["CallerReference"],
                      state["steps"]["ensure_hosted_zone:global"]["resources"]["zone-caller-reference"]["id"]))
 
-    runner.aws._session.events.register("provide-client-params.route53.CreateHostedZone", before)
+    runner.aws.session.events.register("provide-client-params.route53.CreateHostedZone", before)
     assert runner.provision(["ensure_hosted_zone"]).ok
     assert len(seen) == 1 and seen[0][0] == seen[0][1]
     assert zone_of()["CallerReference"] == seen[0][0]
