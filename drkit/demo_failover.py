@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from drkit.sandbox.outage import active_outages
-from steps.failover_records import dns_answer
+from steps.failover_records import dns_answer, route53_region
 
 MAX_ROUNDS = 10
 
@@ -23,7 +23,7 @@ def answered_region(runner: Any) -> str:
     zone = outputs.get("ensure_hosted_zone:global", {}).get("route53_zone_id")
     if not zone:
         return "no zone"
-    data = dns_answer(runner.aws, zone, runner.config.names.api_hostname)
+    data = dns_answer(runner.aws, zone, runner.config.names.api_hostname, route53_region(runner.config))
     for role in ("primary", "dr"):
         target = (outputs.get(f"ensure_custom_domain:{role}", {}).get("custom_domain_target") or "").rstrip(".").lower()
         if target and target in data:

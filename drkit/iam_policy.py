@@ -391,7 +391,9 @@ def _traffic_statements(config: Config, p: str, acct: str) -> list[dict[str, Any
     """Health checks (ids AWS picks), Route 53 changes, the region-switch alarm by name and the
     metric the runbook publishes, by its namespace (PutMetricData has no resource type)."""
     switch = f"arn:{p}:cloudwatch:{config.dr_region}:{acct}:alarm:drkit-region-switch-{config.env}"
-    regions = sorted({config.primary_region, config.dr_region, "us-east-1"})
+    from steps.failover_records import route53_region  # the health-check alarms' region
+
+    regions = sorted({config.primary_region, config.dr_region, route53_region(config)})
     alarms = [f"arn:{p}:cloudwatch:{r}:{acct}:alarm:drkit-{role}-*-{config.env}" for r in regions
               for role in ("primary", "dr")]
     dashboards = [f"arn:{p}:cloudwatch::{acct}:dashboard/drkit-{role}-{config.env}" for role in ("primary", "dr")]

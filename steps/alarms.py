@@ -26,11 +26,10 @@ from typing import Any
 from drkit.step import Change, Desired, Observation, Observed, Step, StepContext, known
 from drkit.tags import from_aws, is_owned, to_aws
 from steps.alerts import STEP as ALERTS_STEP
-from steps.failover_records import CHECK_KEYS, STEP as FAILOVER_STEP
+from steps.failover_records import STEP as FAILOVER_STEP, route53_region
 from steps.rest_api import STAGE_NAME
 
 STEP = "ensure_alarms"
-HEALTH_METRICS_REGION = "us-east-1"
 
 
 def alarm_specs(ctx: StepContext, role: str, health_check_id: str | None) -> list[tuple[str, str, dict[str, Any]]]:
@@ -60,7 +59,7 @@ def alarm_specs(ctx: StepContext, role: str, health_check_id: str | None) -> lis
                                   f"drkit {env}: {names.api(role)} 5XX answers")),
     ]
     if health_check_id:
-        specs.append(("health-check", HEALTH_METRICS_REGION, alarm(
+        specs.append(("health-check", route53_region(ctx.config), alarm(
             "AWS/Route53", "HealthCheckStatus", [{"Name": "HealthCheckId", "Value": health_check_id}], "Minimum",
             "LessThanThreshold", 1.0, "breaching",
             f"drkit {env}: the {role} API's Route 53 health check is failing ({region})")))

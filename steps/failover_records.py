@@ -29,10 +29,17 @@ from drkit.step import (DUPLICATE, Change, Desired, Observation, Observed, Probe
 from drkit.tags import RESOURCE_TAG, from_aws, is_owned, to_aws
 from steps.custom_domain import STEP as DOMAIN_STEP
 from steps.dns_zone import STEP as ZONE_STEP
+from steps.lambda_function import partition_of
 from steps.rest_api import STAGE_NAME, STEP as API_STEP
 
 STEP = "ensure_failover_records"
-ROUTE53_REGION = "us-east-1"  # Route 53's control plane, whatever the stack's regions
+# Route 53's control plane (and its health-check metrics) per partition, whatever the stack's regions.
+ROUTE53_REGIONS = {"aws": "us-east-1", "aws-cn": "cn-northwest-1", "aws-us-gov": "us-gov-west-1"}
+ROUTE53_REGION = ROUTE53_REGIONS["aws"]
+
+
+def route53_region(config: Any) -> str:
+    return ROUTE53_REGIONS.get(partition_of(config.primary_region), ROUTE53_REGION)
 HEALTH_PATH = f"/{STAGE_NAME}/health"
 CHECKER_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 SWITCH_ALARM = "switch-alarm"
@@ -56,7 +63,7 @@ class EnsureFailoverRecords(Step):
                 f"{DOMAIN_STEP}:dr")
 
     def r53(self, ctx: StepContext, operation: str, **kwargs: Any) -> Any:
-        return ctx.aws.call("route53", ROUTE53_REGION, operation, **kwargs)
+        return ctx.aws.call("route53", route53_region(ctx.config), operation, **kwargs)
 
     # Observe -------------------------------------------------------------------------------
     def observe(self, ctx: StepContext) -> Observation:
@@ -97,7 +104,7 @@ class EnsureFailoverRecords(Step):
                         owned=is_owned(tags, ctx.config.env, self.name))
 
     def _health_checks(self, ctx: StepContext) -> list[Observed]:
-        checks = ctx.aws.paginate("route53", ROUTE53_REGION, "list_health_checks", "HealthChecks")
+        checks = ctx.aws.paginate("route53", route53_region(ctx.config), "list_health_checks", "HealthChecks")
         tags: dict[str, dict[str, str]] = {}
         ids = [c["Id"] for c in checks]
         for start in range(0, len(ids), 10):
@@ -160,24 +167,24 @@ class EnsureFailoverRecords(Step):
             key = CHECK_KEYS[role]
             wanted.append(Desired("health_check", key, f"{names.api_hostname} {role} API", known(
                 https_check_attrs(self._api_host(ctx, role))), ctx.tags_for(key, f"{role}-api-health"),
-                frozenset({"type", "request_interval"}), region=ROUTE53_REGION))
+                frozenset({"type", "request_interval"}), region=route53_region(config)))
         wanted.append(Desired("health_check", SWITCH_CHECK, "region switch", {
             "type": "CLOUDWATCH_METRIC",
             "alarm": {"Region": dr_region, "Name": region_switch.alarm_name(config)},
             "insufficient_data": "LastKnownStatus", "inverted": False, "disabled": False},
-            ctx.tags_for(SWITCH_CHECK, "region-switch"), frozenset({"type"}), region=ROUTE53_REGION))
+            ctx.tags_for(SWITCH_CHECK, "region-switch"), frozenset({"type"}), region=route53_region(config)))
         children = [observation.id_of(CHECK_KEYS["primary"]), observation.id_of(SWITCH_CHECK)]
         wanted.append(Desired("health_check", GATE_CHECK, "primary gate", known({
             "type": "CALCULATED", "children": sorted(children) if all(children) else None,
             "health_threshold": 2, "inverted": False, "disabled": False}),
-            ctx.tags_for(GATE_CHECK, "primary-gate"), frozenset({"type"}), region=ROUTE53_REGION))
+            ctx.tags_for(GATE_CHECK, "primary-gate"), frozenset({"type"}), region=route53_region(config)))
         record_checks = {"primary": observation.id_of(GATE_CHECK), "dr": observation.id_of(CHECK_KEYS["dr"])}
         for role, key in RECORDS.items():
             target = ctx.dependency_output(f"{DOMAIN_STEP}:{role}", "custom_domain_target")
             wanted.append(Desired("failover_record", key, f"{names.api_hostname}. {FAILOVER[role]}", known({
                 "failover": FAILOVER[role], "target": target and target.rstrip(".").lower(),
                 "target_zone_id": ctx.dependency_output(f"{DOMAIN_STEP}:{role}", "custom_domain_hosted_zone_id"),
-                "evaluate_target_health": True, "health_check_id": record_checks[role]}), region=ROUTE53_REGION))
+                "evaluate_target_health": True, "health_check_id": record_checks[role]}), region=route53_region(config)))
         return wanted
 
     def _api_host(self, ctx: StepContext, role: str) -> str | None:
@@ -223,7 +230,7 @@ class EnsureFailoverRecords(Step):
                                    f"last value {switch['last_value']}", informational=True))
         zone = self._zone(ctx)
         if zone:
-            answer = dns_answer(ctx.aws, zone, ctx.config.names.api_hostname)
+            answer = dns_answer(ctx.aws, zone, ctx.config.names.api_hostname, route53_region(ctx.config))
             region = self._region_of_target(ctx, answer)
             results.append(ProbeResult(self.key, region or "?", "DNS answer", True,
                                        f"{ctx.config.names.api_hostname} -> {region or 'unknown'}",
@@ -287,7 +294,7 @@ class EnsureFailoverRecords(Step):
 
     def _create_check(self, ctx: StepContext, change: Change, reference: str, config: dict[str, Any]) -> Any:
         def settled() -> Any:
-            for check in ctx.aws.paginate("route53", ROUTE53_REGION, "list_health_checks", "HealthChecks"):
+            for check in ctx.aws.paginate("route53", route53_region(ctx.config), "list_health_checks", "HealthChecks"):
                 if check.get("CallerReference") == reference:
                     return {"HealthCheck": check}
             return None
@@ -443,8 +450,8 @@ def _check_attrs(check: Mapping[str, Any]) -> dict[str, Any]:
             "regions": sorted(config.get("Regions") or [])}
 
 
-def dns_answer(aws: Any, zone: str, hostname: str) -> list[str]:
+def dns_answer(aws: Any, zone: str, hostname: str, region: str = ROUTE53_REGION) -> list[str]:
     """What Route 53 answers for `hostname` A now (TestDNSAnswer), lower case, no trailing dot."""
-    found = aws.call("route53", ROUTE53_REGION, "test_dns_answer", HostedZoneId=zone, RecordName=hostname,
+    found = aws.call("route53", region, "test_dns_answer", HostedZoneId=zone, RecordName=hostname,
                      RecordType="A")
     return [d.rstrip(".").lower() for d in found.get("RecordData", [])]
