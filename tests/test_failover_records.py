@@ -218,3 +218,23 @@ def test_one_lost_answer_in_teardown_leaves_nothing(moto, tmp_path, clock, servi
     assert [r for r in boto3.client("route53").list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
             if r["Type"] == "A"] == []
     assert CREATE  # noqa: the import documents what the plan would say
+
+
+def test_a_duplicate_health_check_is_deleted_by_provision(moto, tmp_path, clock):
+    """A resend whose first answer was lost and not yet visible leaves a second check with drkit's
+    tags for the same key: provably drkit's, so provision deletes it and keeps the recorded one."""
+    runner = make_runner(tmp_path, clock)
+    ok(runner.provision())
+    route53 = boto3.client("route53")
+    kept = runner.outputs()[STEP]["dr_health_check_id"]
+    config = route53.get_health_check(HealthCheckId=kept)["HealthCheck"]["HealthCheckConfig"]
+    extra = route53.create_health_check(CallerReference="resent", HealthCheckConfig={
+        k: config[k] for k in ("Type", "FullyQualifiedDomainName", "Port", "ResourcePath", "RequestInterval",
+                               "FailureThreshold", "EnableSNI", "Regions")})["HealthCheck"]["Id"]
+    tags = route53.list_tags_for_resource(ResourceType="healthcheck", ResourceId=kept)["ResourceTagSet"]["Tags"]
+    route53.change_tags_for_resource(ResourceType="healthcheck", ResourceId=extra, AddTags=tags)
+    planned = [(c.action, c.attribute, c.resource_id) for c in runner.plan([STEP]).changes]
+    assert planned == [("delete", "duplicate", extra)]
+    ok(runner.provision([STEP]))
+    ids = {c["Id"] for c in health_checks()}
+    assert kept in ids and extra not in ids and len(ids) == 4
