@@ -23,6 +23,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "rds_global",
     "cloudwatch_aurora_lag",
     "s3_create_bucket_tags",
+    "kms_managed_aliases",
 )
 
 _install_lock = threading.Lock()
