@@ -140,6 +140,11 @@ class AwsGateway:
             for resend in (True, False)
         }
 
+    @property
+    def session(self) -> boto3.session.Session:
+        """The boto3 session every client is built from (its credentials are the gateway's)."""
+        return self._session
+
     def client(self, service: str, region: str, *, resend: bool = True) -> Any:
         """The client for (service, region). `resend=False`: botocore makes one attempt only, for
         calls that must not be resent blindly after a lost response (drkit looks first)."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlparse
 
 from drkit.errors import UserInputError
 from drkit.naming import ROLES, Names, naming_problems
@@ -163,8 +165,54 @@ def validate(config: Config) -> None:
         raise UserInputError(f"--env {config.env!r} is not usable: {problems[0]}{more}")
     _validate_regions(config.primary_region, config.dr_region)
     _validate_networks(config.networks)
-    if config.endpoint_url and not config.endpoint_url.startswith(("http://", "https://")):
-        raise UserInputError(f"--endpoint-url {config.endpoint_url!r} must start with http:// or https://")
+    _validate_endpoint(config.endpoint_url)
+    check_state_path(config.state_path)
+
+
+def _validate_endpoint(url: str | None) -> None:
+    """An endpoint botocore could send to: http(s), a host, and a port if any that is a number."""
+    if not url:
+        return
+    if not url.startswith(("http://", "https://")):
+        raise UserInputError(f"--endpoint-url {url!r} must start with http:// or https://")
+    parsed = urlparse(url)
+    try:
+        parsed.port
+    except ValueError:
+        raise UserInputError(f"--endpoint-url {url!r} has an invalid port") from None
+    if not parsed.hostname:
+        raise UserInputError(f"--endpoint-url {url!r} has no host", hint="e.g. http://127.0.0.1:5000")
+
+
+def check_state_path(path: Path, *, creatable: bool = False) -> None:
+    """Refuse a state path that could never hold the state file, before any AWS call: otherwise a
+    run would create resources and then fail to record them. `creatable` also proves the file
+    (and its lock and audit file beside it) can be created there, by creating and removing a
+    temporary file in the nearest existing directory -- the one test that also holds for root,
+    read-only mounts and ACLs."""
+    try:
+        if path.is_dir():
+            raise UserInputError(f"state path {path} is a directory", hint="give a file path, e.g. --state DIR/env.state.json")
+        for ancestor in path.parents:
+            if ancestor.is_dir():
+                break
+            if ancestor.exists():
+                raise UserInputError(f"state path {path} is under {ancestor}, which is a file, not a directory")
+        else:  # pragma: no cover - the root always exists
+            return
+    except OSError as exc:
+        raise UserInputError(f"state path {path} cannot be checked: {exc.strerror}") from None
+    if not creatable:
+        return
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".drkit-probe.", dir=ancestor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserInputError(
+            f"state path {path} cannot be created: {ancestor} is not writable ({exc.strerror})",
+            hint="pass a writable --state",
+        ) from None
 
 
 @functools.lru_cache(maxsize=1)

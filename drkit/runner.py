@@ -29,11 +29,16 @@ def audit_path(config: Config):
 
 @dataclass
 class Outcome:
-    """What an operation did: per-step results, and whether the user declined."""
+    """What an operation did: per-step results, and whether the user declined.
+
+    planning_failed: a mutating operation stopped at its plan because some step could not be
+    observed; its results hold the *planned* changes, none of which was applied.
+    """
 
     results: list[StepResult]
     declined: bool = False
     applied: bool = False
+    planning_failed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -136,7 +141,7 @@ class Runner:
             planned = self._run(steps, state, assess, keep_going=True)
             outcome = Outcome(planned)
             if outcome.failed:
-                return outcome
+                return Outcome(planned, planning_failed=True)
             refuse_replacements(outcome.changes)
             needs_work = {r.step.key for r in planned if any(c.action in MUTATING_ACTIONS | {WAIT} for c in r.changes)}
             if needs_work and not confirm(planned):
@@ -157,7 +162,7 @@ class Runner:
             planned = self._run(steps, state, lambda s, ctx: s.plan_teardown(ctx), keep_going=True, reverse=True)
             outcome = Outcome(planned)
             if outcome.failed:
-                return outcome
+                return Outcome(planned, planning_failed=True)
             if any(c.action == DELETE for c in outcome.changes) and not confirm(planned):
                 return Outcome(planned, declined=True)
             done = self._run(steps, state, lambda s, ctx: s.delete(ctx), reverse=True)

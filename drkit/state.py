@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import tempfile
 import threading
@@ -156,7 +157,45 @@ def load_state(config: Config, *, persist: bool = True) -> State:
                 f"state file {path} belongs to {key.replace('_', ' ')} {data.get(key)!r}, not {want!r}; nothing was changed",
                 hint="pass the matching --env/--primary-region/--dr-region, or another --state",
             )
+    problem = shape_problem(data["steps"])
+    if problem:
+        raise UserInputError(
+            f"state file {path} is malformed: {problem}; nothing was changed",
+            hint="restore it from a backup, or move it aside: drkit finds its resources by tags",
+        )
     return State(path, data, persist=persist)
+
+
+def shape_problem(steps: dict[str, Any]) -> str | None:
+    """What is wrong inside `steps`, or None: each step maps to an object whose `resources` map
+    keys to objects with a string kind and a non-empty string id, and whose `outputs` is an object.
+    Caught here, a hand-edited file is refused before any AWS call instead of failing mid-run."""
+    for step, entry in steps.items():
+        if not isinstance(entry, dict):
+            return f"step {step!r} is {_kind(entry)}, not an object"
+        resources = entry.get("resources", {})
+        if not isinstance(resources, dict):
+            return f"step {step!r}: resources is {_kind(resources)}, not an object"
+        for key, resource in resources.items():
+            where = f"step {step!r} resource {key!r}"
+            if not isinstance(resource, dict):
+                return f"{where} is {_kind(resource)}, not an object"
+            for field in ("kind", "id"):
+                value = resource.get(field)
+                if not isinstance(value, str) or not value:
+                    return f"{where}: {field} is {_kind(value)}, not a non-empty string"
+        outputs = entry.get("outputs", {})
+        if not isinstance(outputs, dict):
+            return f"step {step!r}: outputs is {_kind(outputs)}, not an object"
+    return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "missing or null"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    shown = json.dumps(value)
+    return f"{names.get(type(value), type(value).__name__)} ({shown if len(shown) <= 40 else shown[:37] + '...'})"
 
 
 class StateLock:
@@ -164,21 +203,25 @@ class StateLock:
 
     Created with O_EXCL so that two runs (even on a shared filesystem) cannot both hold it. A run
     that dies leaves it behind on purpose: `drkit state unlock` breaks it once a human has
-    checked that the holder is gone, as with Terraform's force-unlock.
+    checked that the holder is gone, as with Terraform's force-unlock. Each lock carries a random
+    token, and a run removes only the lock holding its own token: after an unlock, the run whose
+    lock was broken must not delete the lock of the run that came next.
     """
 
     def __init__(self, state_path: Path, command: str) -> None:
         self.path = state_path.with_name(state_path.name + ".lock")
         self.command = command
-        self._held = False
+        self.token: str | None = None
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_hex(16)
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "command": self.command,
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "token": token,
         }
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -191,35 +234,72 @@ class StateLock:
             json.dump(holder, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        self._held = True
+        self.token = token
 
-    def describe_holder(self) -> str:
+    def holder(self) -> dict[str, Any] | None:
+        """The lock file's content, or None if there is no lock (or it cannot be read as one)."""
         try:
             holder = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    def holder_is_running(self) -> bool:
+        """True when the holder provably still runs: same host, and its pid is alive."""
+        holder = self.holder()
+        if holder is None or holder.get("host") != socket.gethostname():
+            return False
+        return _pid_alive(_as_pid(holder.get("pid")))
+
+    def describe_holder(self) -> str:
+        holder = self.holder()
+        if holder is None:
             return "an unknown holder (unreadable lock file)"
         alive = ""
         if holder.get("host") == socket.gethostname():
-            alive = " (running)" if _pid_alive(int(holder.get("pid", 0))) else " (no longer running: stale)"
+            alive = " (running)" if _pid_alive(_as_pid(holder.get("pid"))) else " (no longer running: stale)"
         return (
             f"`drkit {holder.get('command')}` pid {holder.get('pid')} on {holder.get('host')}"
             f"{alive} since {holder.get('since')}"
         )
 
     def release(self) -> None:
-        if self._held:
+        """Remove the lock only if it is still ours: it may have been broken and taken by another run.
+
+        Reading and unlinking are two steps; the window between them is the time of one read of
+        a tiny file, and closing it would need a human to break the lock in exactly that instant.
+        """
+        if self.token is None:
+            return
+        holder = self.holder()
+        if holder is not None and holder.get("token") == self.token:
             try:
                 self.path.unlink()
             except FileNotFoundError:
                 pass
-            self._held = False
+        self.token = None
 
-    def break_lock(self) -> str | None:
-        """Remove the lock whoever holds it; returns who held it, or None if unlocked."""
-        if not self.path.exists():
+    def break_lock(self, *, expected: str | None = None) -> str | None:
+        """Remove the lock whoever holds it; returns who held it, or None if unlocked.
+
+        `expected` is the lock file's text as shown to the user: if another run has taken the
+        lock since, that run's lock is left alone and a StateLockedError names it.
+        """
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
             return None
+        if expected is not None and text != expected:
+            raise StateLockedError(
+                f"state {self.path.with_suffix('')} changed hands while you were asked; it is now locked by "
+                f"{self.describe_holder()}; nothing was broken",
+                hint="run `drkit state unlock` again",
+            )
         holder = self.describe_holder()
-        self.path.unlink()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return None
         return holder
 
     def __enter__(self) -> "StateLock":
@@ -228,6 +308,10 @@ class StateLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _as_pid(value: Any) -> int:
+    return value if type(value) is int else 0
 
 
 def _pid_alive(pid: int) -> bool:

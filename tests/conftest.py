@@ -57,13 +57,13 @@ def make_runner(tmp_path: Path, clock: FakeClock) -> Callable[..., Runner]:
     pass steps=all_steps() for the whole stack)."""
 
     def factory(env: str = "test", *, state: Path | None = None, steps: list | None = None,
-                **overrides: Any) -> Runner:
+                force: bool = False, **overrides: Any) -> Runner:
         config = build_config(
             {"env": env, "state": str(state or tmp_path / f"{env}.state.json"), **overrides}, environ={}
         )
         chosen = steps if steps is not None else [EnsureVpc("primary"), EnsureVpc("dr")]
         return Runner(config, chosen, clock=clock, log=make_logger("json", level="warning"),
-                      retry=RetryPolicy(botocore_max_attempts=1))
+                      retry=RetryPolicy(botocore_max_attempts=1), force=force)
 
     return factory
 

@@ -184,6 +184,9 @@ BAD_TOML = {
     (["--parallel", "0"], "--parallel must be at least 1"),
     (["--profile", "no-such-profile"], "AWS profile 'no-such-profile' is not configured"),
     (["--endpoint-url", "ftp://example"], "must start with http:// or https://"),
+    (["--endpoint-url", "http://:5000"], "--endpoint-url 'http://:5000' has no host"),
+    (["--endpoint-url", "https://"], "--endpoint-url 'https://' has no host"),
+    (["--endpoint-url", "http://localhost:port"], "has an invalid port"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_aws_call(command, args, message, no_aws_calls, tmp_path):
     args = list(args)
@@ -207,6 +210,10 @@ def test_bad_input_is_one_line_exit_2_and_no_aws_call(command, args, message, no
      "belongs to env 'other'"),
     ('{"version": 1, "env": "dev", "primary_region": "us-west-2", "dr_region": "us-east-2", "steps": {}}',
      "belongs to primary region 'us-west-2'"),
+    ('{"version": 1, "env": "dev", "primary_region": "us-east-1", "dr_region": "us-east-2", '
+     '"steps": {"ensure_vpc:primary": "vpc-1"}}', "is malformed: step 'ensure_vpc:primary' is a string"),
+    ('{"version": 1, "env": "dev", "primary_region": "us-east-1", "dr_region": "us-east-2", '
+     '"steps": {"ensure_vpc:dr": {"resources": {"vpc": {"kind": "vpc", "id": 12}}}}}', "id is a number (12)"),
 ])
 @pytest.mark.parametrize("command", ["plan", "provision", "teardown"])
 def test_a_corrupt_or_foreign_state_file_is_refused_and_left_alone(command, content, message, no_aws_calls, tmp_path):
@@ -215,6 +222,7 @@ def test_a_corrupt_or_foreign_state_file_is_refused_and_left_alone(command, cont
     result = CliRunner().invoke(main, [command, "--state", str(state), *(["--yes"] if command != "plan" else [])])
     assert result.exit_code == 2, result.output
     assert message in result.output and "nothing was changed" in result.output
+    assert result.output.startswith("drkit: error: ") and result.output.count("\n") == 1
     assert state.read_text() == content and no_aws_calls == []
     assert not state.with_name(state.name + ".lock").exists()
 
@@ -225,9 +233,13 @@ def test_a_locked_state_exits_3_naming_the_holder_until_unlocked(drkit, tmp_path
     result = drkit("provision", "--yes")
     assert result.exit_code == 3
     assert f"pid {os.getpid()}" in result.output and "drkit state unlock" in result.output
-    unlock = drkit("state", "unlock", "--yes")
+    refused = drkit("state", "unlock", "--yes")  # the holder (this test's pid) still runs
+    assert refused.exit_code == 3 and "still running" in refused.output and "--force" in refused.output
+    assert json.loads(lock.path.read_text())["token"] == lock.token
+    unlock = drkit("state", "unlock", "--yes", "--force")
     assert unlock.exit_code == 0 and "lock broken" in unlock.output
     assert drkit("provision", "--yes").exit_code == 0
+    lock.release()  # the broken run ending later must not remove anything it no longer holds
 
 
 def test_json_logs_and_the_audit_file_record_every_mutating_call(sandbox, tmp_path):
@@ -327,3 +339,177 @@ def test_python_m_drkit_sandbox_serves_aws_on_loopback():
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("command", ["provision", "teardown"])
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_without_yes_or_a_terminal_it_refuses_before_observing_anything(command, json_flag, no_aws_calls, tmp_path):
+    state = tmp_path / "dev.state.json"
+    result = CliRunner().invoke(main, [command, *json_flag, "--state", str(state)])
+    assert result.exit_code == 2, result.output
+    assert result.output == "drkit: error: refusing to act without confirmation: no terminal to ask on (hint: pass --yes)\n"
+    assert no_aws_calls == [] and not state.with_name(state.name + ".lock").exists()
+
+
+@pytest.fixture
+def dr_vpc_cannot_be_observed(monkeypatch):
+    """ensure_vpc:dr's observation fails as AWS would refuse it (no permission); the rest plan."""
+    from drkit.errors import AwsCallError
+    from steps.vpc import EnsureVpc
+
+    real = EnsureVpc.observe
+
+    def observe(self, ctx):
+        if self.role == "dr":
+            raise AwsCallError("ec2", DR, "describe_vpcs", "UnauthorizedOperation", "You are not authorized")
+        return real(self, ctx)
+
+    monkeypatch.setattr(EnsureVpc, "observe", observe)
+
+
+def test_a_failed_plan_is_not_summarised_as_changes_made(drkit, sandbox, dr_vpc_cannot_be_observed):
+    result = drkit("provision", "--yes")
+    assert result.exit_code == 1, result.output
+    summary = result.output.strip().splitlines()[-1]
+    assert summary.startswith("provision FAILED")
+    assert "planning failed in ensure_vpc:dr: nothing was applied; 0 created, 0 updated" in summary
+    assert "(0 mutating)" in summary and "UnauthorizedOperation" in result.output
+    assert client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"] == []
+
+    document = json.loads(drkit("provision", "--yes", "--json").stdout)
+    assert document["ok"] is False and document["failed_steps"] == ["ensure_vpc:dr"]
+    assert set(document["counts"].values()) == {0} and document["planning_failed"] is True
+    assert document["planned_counts"]["create"] > 0
+    assert client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"] == []
+
+
+def test_a_failed_teardown_plan_is_not_summarised_as_deletions(drkit, sandbox, monkeypatch):
+    assert drkit("provision", "--yes", "--step", "ensure_vpc").exit_code == 0
+    from drkit.errors import AwsCallError
+    from steps.vpc import EnsureVpc
+
+    real = EnsureVpc.plan_teardown
+
+    def plan_teardown(self, ctx):
+        if self.role == "dr":
+            raise AwsCallError("ec2", DR, "describe_vpcs", "UnauthorizedOperation", "You are not authorized")
+        return real(self, ctx)
+
+    monkeypatch.setattr(EnsureVpc, "plan_teardown", plan_teardown)
+    result = drkit("teardown", "--yes", "--step", "ensure_vpc")
+    assert result.exit_code == 1, result.output
+    summary = result.output.strip().splitlines()[-1]
+    assert "planning failed in ensure_vpc:dr: nothing was applied; 0 deleted" in summary, summary
+    assert len(client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"]) == 1
+
+
+@pytest.mark.parametrize("command", [["plan"], ["provision", "--yes"], ["teardown", "--yes"], ["verify"]])
+@pytest.mark.parametrize("where", ["directory-in-toml", "directory-in-env", "under-a-file", "under-a-file-in-toml"])
+def test_an_unusable_state_path_is_one_line_exit_2_and_no_aws_call(command, where, no_aws_calls, tmp_path,
+                                                                   monkeypatch):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    (tmp_path / "a-dir").mkdir()
+    state, args, message = {
+        "directory-in-toml": (tmp_path / "a-dir", ["--config", "toml"], "is a directory"),
+        "directory-in-env": (tmp_path / "a-dir", [], "is a directory"),
+        "under-a-file": (a_file / "dev.state.json", ["--state", str(a_file / "dev.state.json")],
+                         f"is under {a_file}, which is a file"),
+        "under-a-file-in-toml": (a_file / "sub" / "dev.state.json", ["--config", "toml"], f"is under {a_file}"),
+    }[where]
+    if args[:1] == ["--config"]:
+        (tmp_path / "drkit.toml").write_text(f'state = "{state}"\n')
+        args = ["--config", str(tmp_path / "drkit.toml")]
+    elif not args:
+        monkeypatch.setenv("DRKIT_STATE", str(state))
+    result = CliRunner().invoke(main, [*command, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert result.output.startswith("drkit: error: ") and result.output.count("\n") == 1
+    assert no_aws_calls == [] and a_file.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize("command", ["provision", "teardown"])
+def test_a_state_path_that_cannot_be_created_is_refused_before_any_aws_call(command, no_aws_calls):
+    import tempfile
+
+    try:  # /sys refuses new files even to root (unlike a chmod-ed directory)
+        tempfile.TemporaryFile(dir="/sys").close()
+        pytest.skip("/sys is writable here")
+    except OSError:
+        pass
+    result = CliRunner().invoke(main, [command, "--yes", "--state", "/sys/drkit/dev.state.json"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("drkit: error: state path /sys/drkit/dev.state.json cannot be created: /sys is")
+    assert result.output.count("\n") == 1 and no_aws_calls == []
+
+
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    """A machine with no credentials anywhere in botocore's chain."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.parametrize("command", [["plan"], ["provision", "--yes"], ["provision", "--dry-run"], ["verify"],
+                                     ["teardown", "--yes"]])
+def test_missing_credentials_are_one_line_exit_2_before_any_aws_call(command, no_credentials, no_aws_calls, tmp_path):
+    state = tmp_path / "dev.state.json"
+    result = CliRunner().invoke(main, [*command, "--state", str(state)])
+    assert result.exit_code == 2, result.output
+    assert result.output == ("drkit: error: no AWS credentials found (hint: set AWS_PROFILE or --profile, "
+                             "or the AWS_* environment variables)\n")
+    assert no_aws_calls == [] and not state.with_name(state.name + ".lock").exists()
+
+
+def test_outputs_needs_no_credentials(no_credentials, tmp_path):
+    result = CliRunner().invoke(main, ["outputs", "--json", "--state", str(tmp_path / "dev.state.json")])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_loopback_endpoint_keeps_its_dummy_credentials(sandbox, no_credentials, tmp_path):
+    result = CliRunner().invoke(main, ["plan", "--step", "ensure_vpc", "--state", str(tmp_path / "s.json"),
+                                       "--endpoint-url", sandbox.endpoint_url])
+    assert result.exit_code == 0, result.output
+    assert "+ create vpc vpc-primary-dev" in result.output
+
+
+@pytest.mark.parametrize("command", [["plan"], ["provision", "--yes"], ["verify"], ["teardown", "--dry-run"]])
+def test_an_unreachable_endpoint_is_one_line_on_stderr(command, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    result = CliRunner().invoke(main, [*command, "--step", "ensure_vpc", "--state", str(tmp_path / "s.json"),
+                                       "--endpoint-url", closed])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith(f'drkit: error: cannot reach AWS ec2 in ')
+    assert closed in result.stderr and result.stderr.endswith("(2 step(s) could not run)\n")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["provision", "--parallel", "abc"], "Invalid value for '--parallel' (env var: 'DRKIT_PARALLEL'): 'abc' is not a valid integer."),
+    (["provision", "--log-format", "xml"], "Invalid value for '--log-format'"),
+    (["provision", "--no-such-flag"], "No such option '--no-such-flag'"),
+    (["provision", "--step"], "Option '--step' requires an argument."),
+])
+def test_click_usage_errors_are_one_line_with_the_hint(args, message, no_aws_calls):
+    result = CliRunner().invoke(main, args, prog_name="drkit")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"drkit: error: {message}") and result.output.count("\n") == 1
+    assert result.output.endswith(" (hint: Try 'drkit provision --help' for help)\n")
+    assert no_aws_calls == []
+
+
+def test_an_unknown_command_is_one_line_with_the_hint():
+    result = CliRunner().invoke(main, ["plna"], prog_name="drkit")
+    assert result.exit_code == 2
+    assert result.output == "drkit: error: No such command 'plna'. Did you mean 'plan'? (hint: Try 'drkit --help' for help)\n"

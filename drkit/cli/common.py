@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import botocore.exceptions
 import click
 
-from drkit.config import Config, build_config
-from drkit.errors import EXIT_FAILURE, DrkitError, UserInputError
+from drkit.aws import AwsGateway
+from drkit.config import Config, build_config, check_state_path
+from drkit.errors import EXIT_FAILURE, DrkitError, EndpointUnreachableError, UserInputError
 from drkit.logs import LOG_FORMATS, make_logger
 from drkit.runner import Runner
 
@@ -46,13 +48,77 @@ class Settings:
     config_file: Path | None
     log_format: str
 
-    def config(self) -> Config:
-        return build_config(self.overrides, config_file=self.config_file)
+    def config(self, *, writes_state: bool = False) -> Config:
+        config = build_config(self.overrides, config_file=self.config_file)
+        if writes_state:
+            check_state_path(config.state_path, creatable=True)
+        return config
 
-    def runner(self, **kwargs: Any) -> Runner:
+    def runner(self, *, calls_aws: bool = True, writes_state: bool = False, **kwargs: Any) -> Runner:
+        """A Runner over every step; for a command that will call AWS, with its credentials
+        resolved first, so that missing ones are bad input (exit 2), not a failure per step."""
         from steps import all_steps
 
-        return Runner(self.config(), all_steps(), log=make_logger(self.log_format), **kwargs)
+        runner = Runner(self.config(writes_state=writes_state), all_steps(), log=make_logger(self.log_format), **kwargs)
+        if calls_aws:
+            require_credentials(runner.aws)
+        return runner
+
+
+def require_credentials(gateway: AwsGateway) -> None:
+    """Resolve botocore's credential chain once, up front (a loopback endpoint already has its
+    dummy credentials from the gateway). Frozen here, so an expired SSO token or a failing
+    credential_process is one line before any service call, not one failure per step."""
+    # The gateway's session is the one its clients are built from: resolving it here caches
+    # the credentials for them.
+    session = gateway.session
+    try:
+        credentials = session.get_credentials()
+        if credentials is not None:
+            credentials.get_frozen_credentials()
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise UserInputError(f"AWS credentials could not be resolved: {exc}") from None
+    if credentials is None:
+        raise UserInputError(
+            "no AWS credentials found",
+            hint="set AWS_PROFILE or --profile, or the AWS_* environment variables",
+        )
+
+
+def unreachable_endpoint(outcome: Any, config: Config) -> str | None:
+    """One line when every failed step failed because AWS could not be reached: the cause is
+    the network, not the steps, so it is said once instead of once per step."""
+    failed = outcome.failed
+    if not failed or not all(_connection_error(r.error) for r in failed):
+        return None
+    first = failed[0].error
+    detail = first.one_line() if isinstance(first, DrkitError) else str(first)
+    if not detail.startswith("cannot reach"):
+        detail = f"cannot reach {config.endpoint_url or 'AWS'}: {detail}"
+    return f"{detail} ({len(failed)} step(s) could not run)"
+
+
+def _connection_error(error: BaseException | None) -> bool:
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (botocore.exceptions.ConnectionError, EndpointUnreachableError)):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def exit_if_unreachable(outcome: Any, runner: Runner, *, as_json: bool, operation: str, **extra: Any) -> None:
+    """Exit 1 with one line on stderr when AWS was unreachable (--json still prints its document)."""
+    line = unreachable_endpoint(outcome, runner.config)
+    if line is None:
+        return
+    if as_json:
+        from drkit.cli.render import emit
+
+        emit(outcome, runner.config, as_json=True, operation=operation, title="", nothing="", **extra)
+    click.echo(f"drkit: error: {line}", err=True)
+    sys.exit(EXIT_FAILURE)
 
 
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -90,6 +156,13 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(EXIT_FAILURE)
 
     return wrapper
+
+
+def require_a_way_to_confirm(yes: bool) -> None:
+    """Refuse (exit 2) before observing anything when no one could answer the question: a
+    pipeline without --yes would otherwise spend a whole plan's AWS reads only to refuse."""
+    if not yes and not sys.stdin.isatty():
+        raise UserInputError("refusing to act without confirmation: no terminal to ask on", hint="pass --yes")
 
 
 def confirmer(yes: bool, question: str) -> Callable[[Any], bool]:

@@ -15,7 +15,7 @@ from drkit.outputs import flat_outputs
 def outputs(settings, as_json):
     """Print the stack's outputs (VPC ids, endpoints, ...) from the state file. No AWS call."""
     config = settings.config()
-    values = flat_outputs(config, settings.runner().outputs())
+    values = flat_outputs(config, settings.runner(calls_aws=False).outputs())
     if as_json:
         click.echo(json.dumps(values, indent=2, sort_keys=True))
     else:

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from drkit.cli.common import common_options, reports_errors
+from drkit.cli.common import common_options, exit_if_unreachable, reports_errors
 from drkit.cli.render import emit
 
 
@@ -17,5 +17,6 @@ def plan(settings, steps, as_json):
     """Show what `provision` would change. Reads AWS; changes nothing."""
     runner = settings.runner()
     outcome = runner.plan(steps)
+    exit_if_unreachable(outcome, runner, as_json=as_json, operation="plan")
     emit(outcome, runner.config, as_json=as_json, operation="plan", title="Plan", nothing="up to date")
     sys.exit(1 if outcome.failed else 0)

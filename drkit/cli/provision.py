@@ -5,8 +5,9 @@ import time
 
 import click
 
-from drkit.cli.common import common_options, reports_errors, show_then_confirm
-from drkit.cli.render import counts, emit
+from drkit.cli.common import (common_options, exit_if_unreachable, reports_errors, require_a_way_to_confirm,
+                              show_then_confirm)
+from drkit.cli.render import PLANNING_ONLY, counts, emit, failure_line
 
 
 @click.command()
@@ -23,17 +24,23 @@ def provision(settings, yes, dry_run, steps, as_json):
     after every resource: a run that is interrupted resumes where it stopped when re-run.
     Differences that would need a replacement (a changed CIDR) are refused, not applied.
     """
-    runner = settings.runner()
+    runner = settings.runner(writes_state=not dry_run)
     if dry_run:
         outcome = runner.plan(steps)
+        exit_if_unreachable(outcome, runner, as_json=as_json, operation="plan")
         emit(outcome, runner.config, as_json=as_json, operation="plan", title="Plan (dry run)", nothing="up to date")
         sys.exit(1 if outcome.failed else 0)
 
+    require_a_way_to_confirm(yes)
     confirm = show_then_confirm(runner, yes=yes, as_json=as_json, operation="plan", title="Plan",
                                 nothing="up to date", question="Apply these changes?")
     started = time.monotonic()
     outcome = runner.provision(steps, confirm=confirm)
     total, mutating = runner.aws.stats.snapshot()
+    if outcome.planning_failed:  # once applying, the summary says what was done before the network went
+        exit_if_unreachable(outcome, runner, as_json=as_json, operation="provision",
+                            aws_calls={"total": total, "mutating": mutating},
+                            seconds=round(time.monotonic() - started, 3))
     if outcome.declined:
         click.echo("aborted: nothing was changed", err=True)
         sys.exit(1)
@@ -43,12 +50,14 @@ def provision(settings, yes, dry_run, steps, as_json):
     else:
         failed = outcome.failed
         if failed:
-            emit(outcome, runner.config, as_json=False, operation="provision", title="Provision failed", nothing="done")
+            emit(outcome, runner.config, as_json=False, operation="provision", nothing="done",
+                 title=f"Provision failed{PLANNING_ONLY if outcome.planning_failed else ''}")
         elif not outcome.applied:
             click.echo("Nothing to change: the infrastructure matches the spec.")
         applied = counts(outcome)
         click.echo(
             f"provision {'FAILED' if failed else 'done'} in {time.monotonic() - started:.1f}s: "
+            f"{failure_line(outcome) + '; ' if outcome.planning_failed else ''}"
             f"{applied['create']} created, {applied['update']} updated; AWS calls {total} ({mutating} mutating); "
             f"state {runner.config.state_path}"
         )

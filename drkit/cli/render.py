@@ -12,12 +12,27 @@ from drkit.config import Config
 from drkit.runner import Outcome
 from drkit.step import CREATE, DELETE, REPLACE, SKIP, UPDATE, WAIT
 
+PLANNING_ONLY = " while planning: the changes below were planned, none was applied"
+
 SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "!", DELETE: "-", WAIT: ".", SKIP: "?"}
 
 
 def counts(outcome: Outcome) -> dict[str, int]:
+    """Changes by action: what was done -- so nothing at all when planning failed."""
+    return planned_counts(Outcome([]) if outcome.planning_failed else outcome)
+
+
+def planned_counts(outcome: Outcome) -> dict[str, int]:
     tally = Counter(c.action for c in outcome.changes)
     return {action: tally.get(action, 0) for action in (CREATE, UPDATE, REPLACE, WAIT, DELETE, SKIP)}
+
+
+def failure_line(outcome: Outcome) -> str:
+    """Why nothing was applied, naming the steps that failed (empty unless planning failed)."""
+    if not outcome.planning_failed:
+        return ""
+    failed = ", ".join(r.step.key for r in outcome.failed)
+    return f"planning failed in {failed}: nothing was applied"
 
 
 def listing(outcome: Outcome, config: Config, title: str, nothing: str) -> str:
@@ -34,8 +49,12 @@ def listing(outcome: Outcome, config: Config, title: str, nothing: str) -> str:
             lines.append(f"  = {nothing}")
         for change in result.changes:
             lines.append(f"  {SYMBOLS.get(change.action, '*')} {change.describe()}")
-    tally = counts(outcome)
-    lines.append(", ".join(f"{n} {action}" for action, n in tally.items() if n) or "no changes")
+    if outcome.planning_failed:
+        planned = sum(planned_counts(outcome).values())
+        lines.append(f"{failure_line(outcome)} ({planned} change(s) were planned)")
+    else:
+        tally = counts(outcome)
+        lines.append(", ".join(f"{n} {action}" for action, n in tally.items() if n) or "no changes")
     return "\n".join(lines)
 
 
@@ -58,6 +77,8 @@ def document(outcome: Outcome, config: Config, operation: str, **extra: Any) -> 
             for r in outcome.results
         ],
         "counts": counts(outcome),
+        "failed_steps": [r.step.key for r in outcome.failed],
+        **({"planning_failed": True, "planned_counts": planned_counts(outcome)} if outcome.planning_failed else {}),
         **extra,
     }
 

@@ -5,8 +5,9 @@ import time
 
 import click
 
-from drkit.cli.common import common_options, reports_errors, show_then_confirm
-from drkit.cli.render import counts, emit
+from drkit.cli.common import (common_options, exit_if_unreachable, reports_errors, require_a_way_to_confirm,
+                              show_then_confirm)
+from drkit.cli.render import PLANNING_ONLY, counts, emit, failure_line
 
 
 @click.command()
@@ -25,19 +26,25 @@ def teardown(settings, yes, dry_run, steps, as_json, force):
     Only resources carrying drkit's tags for this env are deleted: the default VPC, other envs
     and untagged resources are never touched. Already-deleted resources count as done.
     """
-    runner = settings.runner(force=force)
+    runner = settings.runner(force=force, writes_state=not dry_run)
     if dry_run:
         outcome = runner.plan_teardown(steps)
+        exit_if_unreachable(outcome, runner, as_json=as_json, operation="teardown-plan")
         emit(outcome, runner.config, as_json=as_json, operation="teardown-plan", title="Teardown plan (dry run)",
              nothing="nothing to delete")
         sys.exit(1 if outcome.failed else 0)
 
+    require_a_way_to_confirm(yes)
     confirm = show_then_confirm(runner, yes=yes, as_json=as_json, operation="teardown-plan", title="Teardown plan",
                                 nothing="nothing to delete",
                                 question=f"Delete these resources of env {runner.config.env!r}?")
     started = time.monotonic()
     outcome = runner.teardown(steps, confirm=confirm)
     total, mutating = runner.aws.stats.snapshot()
+    if outcome.planning_failed:  # once applying, the summary says what was done before the network went
+        exit_if_unreachable(outcome, runner, as_json=as_json, operation="teardown",
+                            aws_calls={"total": total, "mutating": mutating},
+                            seconds=round(time.monotonic() - started, 3))
     if outcome.declined:
         click.echo("aborted: nothing was deleted", err=True)
         sys.exit(1)
@@ -46,10 +53,12 @@ def teardown(settings, yes, dry_run, steps, as_json, force):
              aws_calls={"total": total, "mutating": mutating}, seconds=round(time.monotonic() - started, 3))
     else:
         if outcome.failed:
-            emit(outcome, runner.config, as_json=False, operation="teardown", title="Teardown failed", nothing="done")
+            emit(outcome, runner.config, as_json=False, operation="teardown", nothing="done",
+                 title=f"Teardown failed{PLANNING_ONLY if outcome.planning_failed else ''}")
         done = counts(outcome)
         click.echo(
             f"teardown {'FAILED' if outcome.failed else 'done'} in {time.monotonic() - started:.1f}s: "
+            f"{failure_line(outcome) + '; ' if outcome.planning_failed else ''}"
             f"{done['delete']} deleted, {done['skip']} left (not provably drkit's); "
             f"AWS calls {total} ({mutating} mutating)"
         )

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from drkit.cli.common import common_options, reports_errors
+from drkit.cli.common import common_options, exit_if_unreachable, reports_errors
 from drkit.cli.render import emit
 
 
@@ -24,6 +24,7 @@ def verify(settings, steps, as_json, deep):
     """
     runner = settings.runner()
     outcome = runner.verify(steps, deep=deep)
+    exit_if_unreachable(outcome, runner, as_json=as_json, operation="verify")
     probes = outcome.probes
     if as_json:
         emit(outcome, runner.config, as_json=True, operation="verify", title="", nothing="",

@@ -1,6 +1,7 @@
 """A local AWS emulator: moto plus drkit's extensions for the behaviour moto lacks.
 
-`make_app()` is the WSGI app (moto's per-service dispatcher, extensions installed);
+`make_app()` is the WSGI app (moto's per-service dispatcher, extensions installed, faults of
+drkit.sandbox.faults applied, armed over HTTP at /drkit-sandbox/faults);
 `SandboxServer` serves it on 127.0.0.1 from a background thread, for `drkit demo`, tests and
 benchmarks. Everything in one process shares moto's backends, so `mock_aws()` tests and the
 server see the same emulated AWS.
@@ -25,11 +26,13 @@ def make_app(timings: SandboxTimings | None = None) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from drkit.sandbox.extensions import install_all
+    from drkit.sandbox.faults import active_faults
+    from drkit.sandbox.faults_http import FaultMiddleware
 
     if timings is None:
         timings = SandboxTimings.from_env({"DRKIT_SANDBOX_LOOPBACK_HTTP_IS_TLS": "1", **os.environ})
     install_all(timings)
-    return DomainDispatcherApplication(create_backend_app)
+    return FaultMiddleware(DomainDispatcherApplication(create_backend_app), active_faults())
 
 
 def reset() -> None:

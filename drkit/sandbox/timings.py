@@ -26,6 +26,7 @@ class SandboxTimings:
     rds_creating: float = 0.5
     rds_deleting: float = 0.0
     rds_promoting: float = 0.5
+    rds_global_deleting: float = 0.5  # a deleted global database is `deleting` before it is gone
     dynamodb_replica_creating: float = 0.5
     dynamodb_replica_deleting: float = 0.5
     s3_replication: float = 0.2

@@ -27,6 +27,7 @@ def fast_timings() -> SandboxTimings:
             nat_deleting=SHORT,
             rds_creating=SHORT,
             rds_deleting=SHORT,
+            rds_global_deleting=SHORT,
             dynamodb_replica_creating=SHORT,
             s3_replication=SHORT,
             dynamodb_replication=SHORT,

@@ -186,7 +186,7 @@ def test_deleting_a_secondary_removes_it_from_the_global_database(global_db, wai
     )
     rds(PRIMARY).remove_from_global_cluster(GlobalClusterIdentifier=GLOBAL, DbClusterIdentifier=primary)
     rds(DR).delete_global_cluster(GlobalClusterIdentifier=GLOBAL)  # from any Region
-    assert rds(PRIMARY).describe_global_clusters()["GlobalClusters"] == []
+    assert wait_until(lambda: rds(PRIMARY).describe_global_clusters()["GlobalClusters"] == [], timeout=1.0)
     assert error_code(lambda: global_cluster()) == "GlobalClusterNotFoundFault"
 
 

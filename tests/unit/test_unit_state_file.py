@@ -258,3 +258,113 @@ def test_describe_holder(tmp_path: Path, content: str, expected: str) -> None:
     lock = StateLock(tmp_path / "s.json", "plan")
     lock.path.write_text(content)
     assert lock.describe_holder() == expected
+
+
+def test_a_run_releases_only_its_own_lock_after_an_unlock(tmp_path: Path) -> None:
+    """Run A's lock is broken (unlock), run B takes the lock, then A finishes: B's lock stays."""
+    state_path = tmp_path / "dev.state.json"
+    run_a = StateLock(state_path, "provision")
+    run_a.acquire()
+    assert StateLock(state_path, "state unlock").break_lock() is not None
+    run_b = StateLock(state_path, "provision")
+    run_b.acquire()
+    run_a.release()
+    assert json.loads(run_b.path.read_text())["token"] == run_b.token
+    with pytest.raises(StateLockedError):  # a third run is still refused
+        StateLock(state_path, "teardown").acquire()
+    run_b.release()
+    assert not run_b.path.exists()
+
+
+def test_release_tolerates_a_broken_lock_that_nobody_took(tmp_path: Path) -> None:
+    run_a = StateLock(tmp_path / "dev.state.json", "provision")
+    run_a.acquire()
+    run_a.path.unlink()
+    run_a.release()
+    assert not run_a.path.exists()
+
+
+def test_locks_carry_distinct_random_tokens(tmp_path: Path) -> None:
+    tokens = set()
+    for _ in range(3):
+        lock = StateLock(tmp_path / "dev.state.json", "provision")
+        lock.acquire()
+        tokens.add(json.loads(lock.path.read_text())["token"])
+        lock.release()
+    assert len(tokens) == 3 and all(len(t) == 32 for t in tokens)
+
+
+def test_break_lock_leaves_a_lock_that_changed_hands_since_it_was_shown(tmp_path: Path) -> None:
+    state_path = tmp_path / "dev.state.json"
+    first = StateLock(state_path, "provision")
+    first.acquire()
+    shown = first.path.read_text()
+    first.release()
+    second = StateLock(state_path, "teardown")
+    second.acquire()
+    with pytest.raises(StateLockedError) as info:
+        StateLock(state_path, "state unlock").break_lock(expected=shown)
+    assert "changed hands" in info.value.message and "`drkit teardown`" in info.value.message
+    assert json.loads(second.path.read_text())["token"] == second.token
+
+
+def test_holder_is_running_only_for_a_live_pid_on_this_host(tmp_path: Path) -> None:
+    lock = StateLock(tmp_path / "s.json", "plan")
+    assert lock.holder_is_running() is False  # no lock at all
+    lock.acquire()
+    assert lock.holder_is_running() is True
+    lock.release()
+    for holder in ({"pid": _exited_pid(), "host": socket.gethostname()},
+                   {"pid": os.getpid(), "host": "elsewhere.example"},
+                   {"pid": "1", "host": socket.gethostname()}):
+        lock.path.write_text(json.dumps(holder))
+        assert lock.holder_is_running() is False, holder
+
+
+def _with_step(entry: object) -> bytes:
+    return json.dumps({**GOOD, "steps": {"ensure_vpc:primary": entry}}).encode()
+
+
+VPC = {"kind": "vpc", "id": "vpc-1"}
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        pytest.param(_with_step("vpc-1"), "step 'ensure_vpc:primary' is a string (\"vpc-1\"), not an object",
+                     id="step-a-string"),
+        pytest.param(_with_step(None), "step 'ensure_vpc:primary' is missing or null", id="step-null"),
+        pytest.param(_with_step([VPC]), "step 'ensure_vpc:primary' is a list", id="step-a-list"),
+        pytest.param(_with_step({"resources": [VPC]}), "resources is a list", id="resources-a-list"),
+        pytest.param(_with_step({"resources": "vpc-1"}), "resources is a string", id="resources-a-string"),
+        pytest.param(_with_step({"resources": {"vpc": "vpc-1"}}), "resource 'vpc' is a string", id="resource-a-string"),
+        pytest.param(_with_step({"resources": {"vpc": {"kind": "vpc", "id": 7}}}),
+                     "resource 'vpc': id is a number (7), not a non-empty string", id="id-a-number"),
+        pytest.param(_with_step({"resources": {"vpc": {"kind": "vpc", "id": ""}}}), "id is a string (\"\")",
+                     id="id-empty"),
+        pytest.param(_with_step({"resources": {"vpc": {"kind": "vpc"}}}), "id is missing or null", id="id-missing"),
+        pytest.param(_with_step({"resources": {"vpc": {"id": "vpc-1", "kind": ["vpc"]}}}), "kind is a list",
+                     id="kind-a-list"),
+        pytest.param(_with_step({"resources": {"vpc": VPC}, "outputs": ["vpc-1"]}),
+                     "step 'ensure_vpc:primary': outputs is a list", id="outputs-a-list"),
+        pytest.param(_with_step({"outputs": True}), "outputs is a boolean (true)", id="outputs-a-boolean"),
+    ],
+)
+def test_load_state_refuses_a_file_malformed_inside(tmp_path: Path, content: bytes, fragment: str) -> None:
+    path = tmp_path / "dev.state.json"
+    path.write_bytes(content)
+    with pytest.raises(UserInputError) as info:
+        load_state(config_for(path))
+    assert info.value.exit_code == EXIT_BAD_INPUT
+    assert f"state file {path} is malformed: " in info.value.message and fragment in info.value.message
+    assert "nothing was changed" in info.value.message and "\n" not in info.value.one_line()
+    assert path.read_bytes() == content
+
+
+def test_load_state_accepts_extras_and_steps_without_resources_or_outputs(tmp_path: Path) -> None:
+    path = tmp_path / "dev.state.json"
+    path.write_text(json.dumps({**GOOD, "steps": {
+        "a": {}, "b": {"outputs": {"x": [1, 2]}},
+        "c": {"resources": {"k": {"kind": "db_cluster", "id": "c-1", "arn": "arn:x", "extra": {"n": 1}}}}}}))
+    state = load_state(config_for(path))
+    assert state.resource("c", "k") == {"kind": "db_cluster", "id": "c-1", "arn": "arn:x", "extra": {"n": 1}}

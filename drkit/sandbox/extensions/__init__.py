@@ -17,10 +17,12 @@ from drkit.sandbox.timings import SandboxTimings
 # Module names under drkit.sandbox.extensions, applied in this order.
 EXTENSION_MODULES: tuple[str, ...] = (
     "ec2_nat",
+    "ec2_idempotency",
     "dynamodb_replicas",
     "s3_replication",
     "s3_policy_conditions",
     "rds_global",
+    "rds_identity",
     "cloudwatch_aurora_lag",
     "s3_create_bucket_tags",
     "kms_managed_aliases",
@@ -49,4 +51,8 @@ def install_all(timings: SandboxTimings | None = None) -> SandboxTimings:
             module = importlib.import_module(f"{__name__}.{name}")
             module.install(timings)
         _active["timings"] = timings
-        return timings
+    # Fault injection hooks moto's stubber, so armed faults apply under mock_aws() too.
+    from drkit.sandbox.faults import active_faults
+
+    active_faults()
+    return timings

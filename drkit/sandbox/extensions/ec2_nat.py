@@ -3,8 +3,7 @@
 AWS behaviour emulated (moto 5.2 lacks each one):
 - DescribeNatGateways honours `tag:<key>` and `tag-key` filters.
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeNatGateways.html
-- CreateNatGateway with a repeated ClientToken returns the NAT created by the first request.
-  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/Run_Instance_Idempotency.html
+- (CreateNatGateway's ClientToken is handled with the other EC2 creates in ec2_idempotency.py.)
 - A new NAT is `pending` before `available`; a deleted one is `deleting` before `deleted`, and only
   once `deleted` is its Elastic IP disassociated and its network interface removed.
   https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-working-with.html
@@ -24,7 +23,6 @@ from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
 from moto.ec2.models.internet_gateways import InternetGatewayBackend
 from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend
 from moto.ec2.models.subnets import SubnetBackend
-from moto.ec2.responses.nat_gateways import NatGateways
 from moto.ec2.utils import generic_filter
 
 from drkit.sandbox.timings import SandboxTimings
@@ -85,26 +83,6 @@ def install(timings: SandboxTimings) -> None:
         return nat
 
     NatGatewayBackend.delete_nat_gateway = delete_nat_gateway  # type: ignore[method-assign]
-
-    original_response_create = NatGateways.create_nat_gateway
-
-    def response_create_nat_gateway(self: Any) -> Any:
-        token = self._get_param("ClientToken")
-        if token:
-            for nat in self.ec2_backend.nat_gateways.values():
-                if nat.__dict__.get("_drkit_client_token") == token:
-                    from moto.core.responses import ActionResult
-
-                    return ActionResult({"ClientToken": token, "NatGateway": nat})
-        result = original_response_create(self)
-        if token:
-            created = result.result["NatGateway"] if hasattr(result, "result") else None
-            if created is None:
-                created = max(self.ec2_backend.nat_gateways.values(), key=lambda n: n._created_at)
-            created.__dict__["_drkit_client_token"] = token
-        return result
-
-    NatGateways.create_nat_gateway = response_create_nat_gateway  # type: ignore[method-assign]
 
     original_release = ElasticAddressBackend.release_address
 

@@ -1,7 +1,7 @@
 """Aurora clusters, instances and global databases as AWS runs them.
 
 moto 5.2 makes clusters and instances `available` at once, keeps global-database members it cannot
-find in the request's Region, and does not implement switchover or failover. This extension
+find in the request's Region (members are compared by ARN here, never by object identity), and does not implement switchover or failover. This extension
 emulates (each point cites the AWS page it follows):
 
 - Transitional states, computed lazily from the injectable clock: a new DB cluster or DB instance
@@ -27,7 +27,8 @@ emulates (each point cites the AWS page it follows):
   https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RemoveFromGlobalCluster.html
   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-managing.html#aurora-global-database-detaching
 - DeleteGlobalCluster fails with InvalidGlobalClusterStateFault while members remain, and with
-  GlobalClusterNotFoundFault for an unknown identifier; DescribeGlobalClusters honours
+  GlobalClusterNotFoundFault for an unknown identifier; a deleted global cluster is `deleting` for
+  `timings.rds_global_deleting` seconds before it is gone; DescribeGlobalClusters honours
   GlobalClusterIdentifier. Global databases are found from every Region.
   https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteGlobalCluster.html
   https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeGlobalClusters.html
@@ -146,6 +147,9 @@ def _sweep() -> None:
                         backend.clusters.pop(key, None)
         for gc in _all_global_clusters():
             _advance_global(gc)
+            since = gc.__dict__.get("_drkit_deleting_since")
+            if since is not None and t.elapsed_since(since) >= t.rds_global_deleting:
+                gc.backend.global_clusters.pop(gc.global_cluster_identifier, None)
 
 
 # --- global clusters across Regions ----------------------------------------------------------
@@ -182,15 +186,20 @@ def _find_cluster(account_id: str, region: str, identifier: str) -> DBCluster:
     return cluster
 
 
+def _same(a: DBCluster, b: DBCluster) -> bool:
+    """Members are the same cluster when their ARNs are: moto may hold another object for it."""
+    return bool(a.db_cluster_arn == b.db_cluster_arn)
+
+
 def _global_of(cluster: DBCluster) -> GlobalCluster | None:
     for gc in _all_global_clusters(cluster.backend.account_id):
-        if any(member is cluster for member in gc.members):
+        if any(_same(member, cluster) for member in gc.members):
             return gc
     return None
 
 
 def _detach(gc: GlobalCluster, cluster: DBCluster) -> None:
-    gc.members = [member for member in gc.members if member is not cluster]
+    gc.members = [member for member in gc.members if not _same(member, cluster)]
     cluster.global_cluster_identifier = None
 
 
@@ -198,6 +207,8 @@ def _detach(gc: GlobalCluster, cluster: DBCluster) -> None:
 
 
 def _global_status(self: GlobalCluster) -> str:
+    if self.__dict__.get("_drkit_deleting_since") is not None:
+        return "deleting"
     _advance_global(self)
     op = self.__dict__.get("_drkit_failover")
     if op is not None:
@@ -227,8 +238,8 @@ def _advance_global(gc: GlobalCluster) -> None:
     if op is None or _t().elapsed_since(op["since"]) < _t().rds_creating:
         return
     old, new = op["from"], op["to"]
-    if any(member is new for member in gc.members):
-        if any(member is old for member in gc.members):
+    if any(_same(member, new) for member in gc.members):
+        if any(_same(member, old) for member in gc.members):
             old.is_writer = False
         new.is_writer = True
     gc.__dict__["_drkit_failover"] = None
@@ -245,7 +256,7 @@ def _start_failover(responder: RDSResponse, data_loss: bool) -> GlobalCluster:
         )
     target_id = params["TargetDbClusterIdentifier"]
     target = _find_cluster(account, responder.region, target_id)
-    if not any(member is target for member in gc.members):
+    if not any(_same(member, target) for member in gc.members):
         raise DBClusterNotFoundError(
             target_id,
             f"The DB cluster {target_id} is not a member of global cluster "
@@ -464,7 +475,7 @@ def install(timings: SandboxTimings) -> None:
         with _lock:
             _, gc = _find_global(self.account_id, global_cluster_identifier)
             cluster = _find_cluster(self.account_id, self.region_name, db_cluster_identifier)
-            if not any(member is cluster for member in gc.members):
+            if not any(_same(member, cluster) for member in gc.members):
                 raise DBClusterNotFoundError(
                     db_cluster_identifier,
                     f"The DB cluster {db_cluster_identifier} is not a member of global cluster "
@@ -487,6 +498,8 @@ def install(timings: SandboxTimings) -> None:
     def delete_global_cluster(self: RDSBackend, global_cluster_identifier: str) -> GlobalCluster:
         with _lock:
             backend, gc = _find_global(self.account_id, global_cluster_identifier)
+            if gc.__dict__.get("_drkit_deleting_since") is not None:
+                raise InvalidGlobalClusterState(f"Global Cluster {gc.global_cluster_arn} is already being deleted")
             if gc.members:
                 raise InvalidGlobalClusterState(f"Global Cluster {gc.global_cluster_arn} is not empty")
             if gc.deletion_protection:
@@ -494,7 +507,10 @@ def install(timings: SandboxTimings) -> None:
                     "Cannot delete protected Global Cluster, please disable deletion protection and "
                     "try again."
                 )
-            backend.global_clusters.pop(gc.global_cluster_identifier)
+            if _t().rds_global_deleting > 0:
+                gc.__dict__["_drkit_deleting_since"] = _t().now()  # `deleting`, then swept away
+            else:
+                backend.global_clusters.pop(gc.global_cluster_identifier)
             return gc
 
     RDSBackend.delete_global_cluster = delete_global_cluster  # type: ignore[method-assign]
