@@ -81,8 +81,8 @@ class AuroraTeardown(Step):
             )
         if not owned:
             raise DrkitError(
-                f"{self.key}: {name_of(arn)} is the writer of {global_id}'s other member {arn}, which is not "
-                f"drkit's; the writer cannot leave while it remains",
+                f"{self.key}: this step's cluster is the writer of {global_id}, and its other member {arn} is "
+                f"not drkit's; the writer cannot leave while another member remains",
                 hint="switch the writer back first (see the runbook), or detach that cluster yourself",
             )
         ctx.log.info("aurora.detach_peer_first", step=self.key, cluster=arn,
