@@ -29,6 +29,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "s3_create_bucket_tags",
     "lambda_invoke",
     "apigateway_serving",
+    "kms_managed_aliases",
 )
 
 _install_lock = threading.Lock()
