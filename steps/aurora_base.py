@@ -36,6 +36,12 @@ class AuroraStep(AuroraTeardown):
     def depends_on(self) -> tuple[str, ...]:
         return (f"ensure_vpc:{self.role}", f"ensure_security_groups:{self.role}")
 
+    def reads(self) -> dict[str, tuple[str, ...]]:
+        # A DB subnet group needs the private subnets (in two AZs at least), not their routes
+        # or the NAT gateway: https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBSubnetGroup.html
+        return {f"ensure_vpc:{self.role}": ("vpc_id", "private_subnet_ids"),
+                f"ensure_security_groups:{self.role}": ("aurora_security_group_id",)}
+
     # Names ---------------------------------------------------------------------------------
     def _name(self, ctx: StepContext, key: str) -> str:
         names = ctx.config.names

@@ -473,7 +473,8 @@ def test_a_region_that_refuses_an_instance_in_a_creating_cluster_gets_it_once_th
                          "ResponseMetadata": {"HTTPStatusCode": 400}})
         return None
 
-    runner.aws.client("rds", PRIMARY).meta.events.register("before-call.rds", before_call)
+    for resend in (True, False):  # a create with `settled` goes through the client that never resends
+        runner.aws.client("rds", PRIMARY, resend=resend).meta.events.register("before-call.rds", before_call)
     outcome = runner.provision()
     assert outcome.ok, [str(r.error) for r in outcome.failed]
     assert refused == ["creating", "available"]
