@@ -31,11 +31,13 @@ DEFAULT_DOMAIN = "example.com"
 
 @dataclass(frozen=True)
 class NetworkPlan:
-    """The CIDRs of one region's VPC (the seed: 10.0.0.0/16 primary, 10.1.0.0/16 dr)."""
+    """The CIDRs of one region's VPC (the seed: 10.0.0.0/16 primary, 10.1.0.0/16 dr), and the
+    zones its subnets may use, in order of preference (empty: any zone the account offers)."""
 
     vpc_cidr: str
     private_subnet_cidrs: tuple[str, str, str]
     public_subnet_cidr: str
+    availability_zones: tuple[str, ...] = ()  # zone names (us-east-1a) or zone ids (use1-az1)
 
     @classmethod
     def default(cls, second_octet: int) -> "NetworkPlan":
@@ -77,7 +79,10 @@ class Config:
 
 # Keys accepted in drkit.toml, beside the [network.primary] and [network.dr] tables.
 _FILE_KEYS = {"env", "primary_region", "dr_region", "state", "profile", "endpoint_url", "parallel", "domain"}
-_NETWORK_KEYS = {"vpc_cidr", "private_subnet_cidrs", "public_subnet_cidr"}
+_NETWORK_KEYS = {"vpc_cidr", "private_subnet_cidrs", "public_subnet_cidr", "availability_zones"}
+# A zone id names the same physical zone in every account; zone names are shuffled per account.
+# https://docs.aws.amazon.com/ram/latest/userguide/working-with-az-ids.html
+_ZONE_ID = re.compile(r"^[a-z]{2,}[0-9]+-az[0-9]+$")
 
 
 def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
@@ -136,6 +141,7 @@ def build_config(
             vpc_cidr=str(table.get("vpc_cidr", base.vpc_cidr)),
             private_subnet_cidrs=tuple(table.get("private_subnet_cidrs", base.private_subnet_cidrs)),  # type: ignore[arg-type]
             public_subnet_cidr=str(table.get("public_subnet_cidr", base.public_subnet_cidr)),
+            availability_zones=_zone_list(table.get("availability_zones", base.availability_zones), role),
         )
     config = Config(
         env=env,
@@ -150,6 +156,12 @@ def build_config(
     )
     validate(config)
     return config
+
+
+def _zone_list(value: Any, role: str) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(z, str) for z in value):
+        raise UserInputError(f"[network.{role}] availability_zones must be a list of zone names or zone ids")
+    return tuple(value)
 
 
 def _positive_int(value: Any, label: str) -> int:
@@ -170,6 +182,8 @@ def validate(config: Config) -> None:
         raise UserInputError(f"--env {config.env!r} is not usable: {problems[0]}{more}")
     _validate_regions(config.primary_region, config.dr_region)
     _validate_networks(config.networks)
+    for role, plan in config.networks.items():
+        _validate_zones(plan.availability_zones, role, config.region(role))
     _validate_endpoint(config.endpoint_url)
     check_state_path(config.state_path)
 
@@ -292,4 +306,25 @@ def _validate_networks(networks: Mapping[str, NetworkPlan]) -> None:
         raise UserInputError(
             f"the primary VPC {vpcs['primary']} overlaps the dr VPC {vpcs['dr']}",
             hint="the regions' networks must not overlap so they can ever be peered",
+        )
+
+
+def _validate_zones(zones: tuple[str, ...], role: str, region: str) -> None:
+    """Pinned zones: each a zone name of the role's region (us-east-1a) or a zone id (use1-az1),
+    no repeats, and at least the 3 distinct zones the private subnets need."""
+    if not zones:
+        return
+    for zone in zones:
+        is_name = len(zone) == len(region) + 1 and zone.startswith(region) and zone[-1].isalpha() and zone[-1].islower()
+        if not (is_name or _ZONE_ID.match(zone)):
+            raise UserInputError(
+                f"[network.{role}] availability_zones: {zone!r} is neither a zone of {region} "
+                f"(like {region}a) nor a zone id (like use1-az1)"
+            )
+    repeated = sorted({z for z in zones if zones.count(z) > 1})
+    if repeated:
+        raise UserInputError(f"[network.{role}] availability_zones lists {', '.join(repeated)} more than once")
+    if len(zones) < 3:
+        raise UserInputError(
+            f"[network.{role}] availability_zones lists {len(zones)} zone(s); the 3 private subnets need 3 distinct zones"
         )

@@ -102,6 +102,16 @@ def _keeper(matches: list[dict[str, Any]], kind: Ec2Kind, recorded: str | None) 
     return min(matches, key=lambda m: (m.get("State") in _UNUSABLE_STATES, m[kind.id_key]))
 
 
+def find_created(ctx: StepContext, kind: Ec2Kind, key: str) -> dict[str, Any] | None:
+    """The resource a create under drkit's tags for `key` made, or None: what a lost create
+    answer is judged by (the tags go on in the create call, so a created resource carries them).
+    One filtered describe; a copy that is failed or going away is not the one just created."""
+    filters = ec2_tag_filters({**ctx.owner_tags(), RESOURCE_TAG: key})
+    items = ctx.aws.paginate("ec2", ctx.region, kind.describe, kind.result_key, Filters=filters)
+    usable = [i for i in items if i.get("State") not in (*kind.gone_states, *_UNUSABLE_STATES)]
+    return min(usable, key=lambda i: i[kind.id_key]) if usable else None
+
+
 def duplicate_ids(found: dict[str, Found]) -> dict[str, tuple[str, ...]]:
     """key -> ids of the extra resources tagged as that key, for the step's Observation."""
     return {key: f.duplicates for key, f in found.items() if f.duplicates}

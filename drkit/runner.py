@@ -7,9 +7,10 @@ doing it (`confirm` decides), the pyinfra way: prepare -> show changes -> confir
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from drkit.aws import AuditLog, AwsGateway, RetryPolicy
 from drkit.clock import Clock, SystemClock
@@ -57,6 +58,26 @@ class Outcome:
         return [c for r in self.results for c in r.changes]
 
 
+def sandbox_wait_policy(config: Config, environ: Mapping[str, str] | None = None) -> WaitPolicy:
+    """Polls scaled to a sandbox running the `aws` profile at DRKIT_SANDBOX_SCALE. Only with an
+    endpoint URL: against AWS itself, polls keep their real-world pace whatever the environment."""
+    environ = os.environ if environ is None else environ
+    if not config.endpoint_url or environ.get("DRKIT_SANDBOX_PROFILE", "").lower() != "aws":
+        return WaitPolicy()
+    try:
+        scale = float(environ.get("DRKIT_SANDBOX_SCALE", "60"))
+    except ValueError:
+        return WaitPolicy()
+    return WaitPolicy().scaled(scale)
+
+
+def _known(value: Any) -> bool:
+    """An output is known once it and (for a list, such as subnet ids) each of its items is."""
+    if isinstance(value, list):
+        return bool(value) and all(item is not None for item in value)
+    return value is not None
+
+
 class Runner:
     def __init__(
         self,
@@ -87,17 +108,37 @@ class Runner:
             log=self.log,
             interrupt=self.interrupt,
         )
-        self.waiter = Waiter(self.clock, lambda line: self.log.info("wait", progress=line), wait_policy, self.interrupt)
+        self.waiter = Waiter(self.clock, lambda line: self.log.info("wait", progress=line),
+                             wait_policy or sandbox_wait_policy(config), self.interrupt, idle=Pipeline.idle)
+        # Told of each step's progress through the pipeline (the live view); None: nobody listens.
+        self.on_event: Callable[[str, Step, StepResult | None], None] | None = None
+        self._published: set[str] = set()  # steps that published outputs in the current run
 
     def context(self, step: Step, state: State) -> StepContext:
-        return StepContext(self.config, self.aws, state, self.waiter, self.log.bind(step=step.key), step, self.force)
+        return StepContext(self.config, self.aws, state, self.waiter, self.log.bind(step=step.key), step, self.force,
+                           published=self._published.add)
+
+    def _early(self, state: State) -> Callable[[Step, Step], bool]:
+        """A step may start before a prerequisite is done once that prerequisite has published,
+        in this run, every output the step reads of it (Step.reads), each one known."""
+
+        def ready(step: Step, prerequisite: Step) -> bool:
+            names = step.reads().get(prerequisite.key)
+            if not names or prerequisite.key not in self._published:
+                return False
+            outputs = state.outputs(prerequisite.key)
+            return all(_known(outputs.get(name)) for name in names)
+
+        return ready
 
     def _run(self, steps: Sequence[Step], state: State, work: Callable[[Step, StepContext], list], **kw: Any) -> list[StepResult]:
         def one(step: Step) -> StepResult:
             ctx = self.context(step, state)
             return StepResult(step, ctx.region, work(step, ctx))
 
-        return self.pipeline.run(steps, one, parallel=self.config.parallel, on_interrupt=self.interrupt.set, **kw)
+        self._published.clear()
+        return self.pipeline.run(steps, one, parallel=self.config.parallel, on_interrupt=self.interrupt.set,
+                                 on_event=self.on_event, **kw)
 
     # Read-only -----------------------------------------------------------------------------
     def plan(self, step_names: Sequence[str] | None = None) -> Outcome:
@@ -152,7 +193,7 @@ class Runner:
             def converge(step: Step, ctx: StepContext) -> list:
                 return step.create(ctx, None if step.key in needs_work else assessments[step.key])
 
-            applied = self._run(steps, state, converge)
+            applied = self._run(steps, state, converge, early=self._early(state))
             return Outcome(applied, applied=bool(needs_work))
 
     def teardown(self, step_names: Sequence[str] | None = None, *, confirm: Confirm = lambda _: True) -> Outcome:

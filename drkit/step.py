@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from drkit.aws import AwsGateway
 from drkit.config import Config
@@ -276,6 +276,9 @@ class StepContext:
     log: Any
     step: "Step"
     force: bool = False  # teardown --force: delete what would otherwise be kept for recovery
+    # Told each time this step publishes its outputs mid-run, so that steps which `read()` only
+    # those outputs can start before this step is done (the runner wires it to the pipeline).
+    published: Callable[[str], None] = field(default=lambda step_key: None, repr=False)
 
     def check_interrupt(self) -> None:
         """Stop between changes once the user has interrupted the run."""
@@ -327,6 +330,13 @@ class Step(abc.ABC):
     def depends_on(self) -> tuple[str, ...]:
         """Keys of the steps whose outputs this one reads."""
         return ()
+
+    def reads(self) -> dict[str, tuple[str, ...]]:
+        """For a dependency whose outputs are all this step needs of it: those output names.
+        Such a step may start as soon as the dependency has published them in this run (the
+        security groups need the VPC's id, not its NAT gateway being available). A dependency
+        not named here must be done first."""
+        return {}
 
     # Read-only ------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -381,8 +391,14 @@ class Step(abc.ABC):
         for change in changes:
             ctx.check_interrupt()
             self.apply(ctx, change)
-        ctx.state.set_outputs(self.key, self.outputs(ctx))
+            self.publish(ctx)
+        self.publish(ctx)
         return changes
+
+    def publish(self, ctx: StepContext) -> None:
+        """Save the outputs known so far, so later steps (and `reads()` ones at once) see them."""
+        ctx.state.set_outputs(self.key, self.outputs(ctx))
+        ctx.published(self.key)
 
     def delete(self, ctx: StepContext) -> list[Change]:
         changes = self.plan_teardown(ctx)

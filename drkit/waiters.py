@@ -8,10 +8,13 @@ mistaken for success or failure.
 from __future__ import annotations
 
 import threading
+import time
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Callable, ContextManager, TypeVar
 
 from drkit.clock import Clock
+from drkit.durations import human, typical_for
 from drkit.errors import DrkitError, InterruptedRun, WaitTimeoutError
 
 T = TypeVar("T")
@@ -27,6 +30,14 @@ class WaitPolicy:
     max_interval: float = 15.0
     progress_every: float = 30.0
 
+    def scaled(self, scale: float) -> "WaitPolicy":
+        """The policy for a sandbox whose minutes last 1/scale as long (DRKIT_SANDBOX_SCALE): a
+        15 s poll overshoot is noise against AWS's minutes, but would dominate at 1/60 scale."""
+        if scale <= 1:
+            return self
+        return WaitPolicy(timeout=self.timeout / scale, first_interval=self.first_interval / scale,
+                          max_interval=self.max_interval / scale, progress_every=self.progress_every / scale)
+
 
 class Waiter:
     def __init__(
@@ -35,11 +46,15 @@ class Waiter:
         progress: Callable[[str], None],
         policy: WaitPolicy | None = None,
         interrupt: threading.Event | None = None,
+        idle: Callable[[], ContextManager[None]] = nullcontext,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.clock = clock
         self.progress = progress
         self.policy = policy or WaitPolicy()
         self.interrupt = interrupt or threading.Event()
+        self.idle = idle  # the pipeline lends the step's --parallel slot out while it sleeps
+        self.wall_clock = wall_clock  # for "since 14:02:11 UTC" in progress lines
 
     def until(
         self,
@@ -59,6 +74,9 @@ class Waiter:
         timeout = self.policy.timeout if timeout is None else timeout
         interval = self.policy.first_interval
         started = self.clock.monotonic()
+        since = time.strftime("%H:%M:%S UTC", time.gmtime(self.wall_clock()))
+        typical = typical_for(what)
+        usually = f"; AWS usually takes ~{human(typical.seconds)}" if typical else ""
         last_report: float | None = None
         while True:
             if self.interrupt.is_set():
@@ -77,7 +95,9 @@ class Waiter:
                     hint="re-run the same command: drkit resumes where it stopped",
                 )
             if last_report is None or now - last_report >= self.policy.progress_every:
-                self.progress(f"waiting for {what}: {describe(value)} ({elapsed:.0f}s of {timeout:.0f}s)")
+                self.progress(f"waiting for {what}: {describe(value)} (since {since}, {elapsed:.0f}s so far"
+                              f"{usually}; timeout {human(timeout)})")
                 last_report = now
-            self.clock.sleep(min(interval, timeout - elapsed))
+            with self.idle():
+                self.clock.sleep(min(interval, timeout - elapsed))
             interval = min(interval * 2, self.policy.max_interval)

@@ -27,8 +27,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+from drkit.errors import AwsCallError, DrkitError
 from drkit.retries import busy
-from drkit.errors import DrkitError
 from drkit.step import (
     AVAILABLE, CREATE, DELETE, DELETING, FAILED, PENDING, UPDATE, Assessment, Change, Desired, Observation,
     Observed, ProbeResult, Step, StepContext, decide_teardown, known,
@@ -141,6 +141,12 @@ class AuroraStep(Step):
 
     def depends_on(self) -> tuple[str, ...]:
         return (f"ensure_vpc:{self.role}", f"ensure_security_groups:{self.role}")
+
+    def reads(self) -> dict[str, tuple[str, ...]]:
+        # A DB subnet group needs the private subnets (in two AZs at least), not their routes
+        # or the NAT gateway: https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBSubnetGroup.html
+        return {f"ensure_vpc:{self.role}": ("vpc_id", "private_subnet_ids"),
+                f"ensure_security_groups:{self.role}": ("aurora_security_group_id",)}
 
     # Names ---------------------------------------------------------------------------------
     def _name(self, ctx: StepContext, key: str) -> str:
@@ -393,7 +399,11 @@ class AuroraStep(Step):
         )["DBCluster"]
         observed = self._observed_cluster(ctx, cluster, {})
         ctx.record(CLUSTER, "db_cluster", observed.id, **self.recorded_extras(observed))
-        self._wait_cluster(ctx, change.name)
+        # No wait here: the instance is created while the cluster is still `creating`, as the
+        # console and the Aurora guide's CLI procedure do (create-db-cluster, then at once
+        # create-db-instance), and create_db_instance waits for both. That overlaps the two
+        # longest waits of each region (minutes each on AWS).
+        # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.CreateInstance.html
 
     def wait_db_cluster(self, ctx: StepContext, change: Change) -> None:
         self._wait_cluster(ctx, change.resource_id)
@@ -446,14 +456,28 @@ class AuroraStep(Step):
     def create_db_instance(self, ctx: StepContext, change: Change) -> None:
         self._clear_the_way(ctx, change, lambda: self._instance_status(ctx, change.name),
                             lambda: self._wait_instance(ctx, change.name, GONE))
-        instance = ctx.call(
-            "rds", "create_db_instance", DBInstanceIdentifier=change.name, DBClusterIdentifier=self._name(ctx, CLUSTER),
-            Engine=ENGINE, DBInstanceClass=self.instance_class, PubliclyAccessible=False,
-            Tags=to_aws(self._tags(ctx, change.key, change.name)), resource=change.name,
-        )["DBInstance"]
+        cluster = self._name(ctx, CLUSTER)
+
+        def create() -> dict[str, Any]:
+            return ctx.call(
+                "rds", "create_db_instance", DBInstanceIdentifier=change.name, DBClusterIdentifier=cluster,
+                Engine=ENGINE, DBInstanceClass=self.instance_class, PubliclyAccessible=False,
+                Tags=to_aws(self._tags(ctx, change.key, change.name)), resource=change.name,
+            )["DBInstance"]
+
+        try:
+            instance = create()
+        except AwsCallError as exc:
+            # Should a region refuse an instance in a cluster that is still `creating`, wait the
+            # cluster out and create the instance then, as before.
+            if exc.code != "InvalidDBClusterStateFault":
+                raise
+            self._wait_cluster(ctx, cluster)
+            instance = create()
         observed = self._observed_instance(ctx, instance)
         ctx.record(INSTANCE, "db_instance", observed.id, **self.recorded_extras(observed))
         self._wait_instance(ctx, change.name)
+        self._wait_cluster(ctx, cluster)  # created alongside it (see _create_cluster)
 
     def wait_db_instance(self, ctx: StepContext, change: Change) -> None:
         self._wait_instance(ctx, change.resource_id)

@@ -29,6 +29,14 @@ What AWS does and does not carry over to a replica decides the shape of this ste
   https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_reqs_bestpractices.html
   https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateTable.html
 
+Lost answers. CreateTable and UpdateTable take no idempotency token, and a resent replica
+Create or Delete is refused ("one or more replicas already existed as tables", "has no replica
+in region"). Every one of them passes `settled`: after an answer that may hide a success, a fresh
+DescribeTable decides whether the effect already holds (the table exists; the table lists the
+replica, CREATING or ACTIVE; the replica is DELETING or gone; the setting reads as wanted), and
+only if it does not is the call resent. DeleteTable, TagResource and UpdateContinuousBackups are
+idempotent ("If table is already in the DELETING state, no error is returned").
+
 Teardown removes the replica first (ReplicaUpdates Delete, then waits until it is gone), then
 the table (and waits until it is gone).
 """
@@ -36,7 +44,7 @@ the table (and waits until it is gone).
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from drkit.retries import busy, propagating
 from drkit.errors import DrkitError, WaitTimeoutError
@@ -69,7 +77,14 @@ FAILED_STATUSES = frozenset({
 # "Not yet": the table is CREATING/UPDATING, or its backups are still being set up after creation.
 # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateContinuousBackups.html
 IN_USE = (busy("ResourceInUseException"),)
+# Right after a table or replica turns ACTIVE, DescribeContinuousBackups reports
+# ContinuousBackupsStatus DISABLED for tens of seconds and UpdateContinuousBackups answers
+# ContinuousBackupsUnavailableException ("Backups are being enabled for the table"): drkit waits
+# for ENABLED first, and still retries the exception should the read have been ahead of the write
+# path. https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateContinuousBackups.html
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ContinuousBackupsDescription.html
 BACKUPS_NOT_READY = (propagating("ContinuousBackupsUnavailableException", budget=10 * 60),)
+BACKUPS_TIMEOUT = 10 * 60.0
 
 
 def table_settings(table: dict[str, Any], backups: dict[str, Any] | None) -> dict[str, Any]:
@@ -239,6 +254,8 @@ class EnsureGlobalTable(Step):
             StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW},
             SSESpecification={"Enabled": True, "SSEType": "KMS"},  # the AWS managed key, aws/dynamodb
             Tags=to_aws(ctx.tags_for(change.key, change.name)),
+            # No token: after a lost answer the table drkit asked for exists (CREATING at first).
+            settled=self._settled(ctx, region, lambda table: table is not None),
             resource=change.name,
         )["TableDescription"]
         ctx.record(change.key, "dynamodb_table", table["TableArn"])
@@ -252,9 +269,12 @@ class EnsureGlobalTable(Step):
         table_arn = ctx.recorded_id(TABLE)
         if table_arn is None:
             raise DrkitError(f"{self.key}: the table must exist before its replica")
+        # A resent Create is refused ("already existed as tables"): the table listing the replica
+        # (CREATING or ACTIVE) is what proves the lost request was carried out.
         ctx.aws.call("dynamodb", primary, "update_table", TableName=change.name,
-                     ReplicaUpdates=[{"Create": {"RegionName": dr}}],
-                     not_yet=IN_USE, resource=f"{change.name} replica in {dr}")
+                     ReplicaUpdates=[{"Create": {"RegionName": dr}}], not_yet=IN_USE,
+                     settled=self._settled(ctx, primary, lambda table: replica_status(table, dr) is not None),
+                     resource=f"{change.name} replica in {dr}")
         replica_arn = arn_in_region(table_arn, dr)
         ctx.record(change.key, "dynamodb_replica", replica_arn)
         self._wait_replica_active(ctx)
@@ -279,30 +299,54 @@ class EnsureGlobalTable(Step):
             return self._tag(ctx, region, change.resource_id, change.expected)
         if change.attribute == "point_in_time_recovery":
             return self._enable_pitr(ctx, region)
+        if change.attribute == "encryption" and region != ctx.config.primary_region:
+            # The encryption type is a global-table setting: it is changed on the table, and AWS
+            # carries it to every replica, each with its own region's aws/dynamodb key (only a
+            # customer managed key would need ReplicaUpdates Update KMSMasterKeyId, "only provide
+            # this parameter if the key is different from the default"). terraform-provider-aws
+            # repairs it the same way ("normal update for SSE", then waits on each replica).
+            # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateReplicationGroupMemberAction.html
+            # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateTable.html
+            region = ctx.config.primary_region
         # A global-table setting: one UpdateTable at a time, on an ACTIVE table. The other
         # replica may already have carried the fix over, so look again before changing anything.
         current = table_settings(self._wait_active(ctx, region), None)
         if current[change.attribute] == change.expected:
             return
 
-        def update(**params: Any) -> None:
+        def update(holds: Callable[[dict[str, Any]], bool], **params: Any) -> None:
+            # None of these is idempotent once applied (enabling a stream that exists is a
+            # ValidationException): a lost answer is judged by the table's settings.
             ctx.aws.call("dynamodb", region, "update_table", TableName=change.name, not_yet=IN_USE,
+                         settled=self._settled(ctx, region, lambda t: t is not None and holds(table_settings(t, None))),
                          resource=f"{change.name} in {region}", **params)
 
         if change.attribute == "billing_mode":
-            update(BillingMode=BILLING_MODE)
+            update(lambda now: now["billing_mode"] == BILLING_MODE, BillingMode=BILLING_MODE)
         elif change.attribute == "encryption":
-            update(SSESpecification={"Enabled": True, "SSEType": "KMS"})
+            update(lambda now: now["encryption"] == SSE_KMS, SSESpecification={"Enabled": True, "SSEType": "KMS"})
         elif change.attribute == "stream":
             if current["stream"] is not None:
                 # "You receive a ValidationException if you try to enable a stream on a table
                 # that already has a stream": a stream of another view type goes first.
-                update(StreamSpecification={"StreamEnabled": False})
+                update(lambda now: now["stream"] is None, StreamSpecification={"StreamEnabled": False})
                 self._wait_active(ctx, region)
-            update(StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW})
+            update(lambda now: now["stream"] == STREAM_VIEW,
+                   StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW})
         else:
             raise DrkitError(f"{self.key}: drkit cannot change {change.attribute} of {change.name} in place")
         self._wait_active(ctx, region)
+        if region != change.region:
+            self._wait_active(ctx, change.region)
+
+    def _settled(self, ctx: StepContext, region: str,
+                 holds: Callable[[dict[str, Any] | None], bool]) -> Callable[[], dict[str, Any] | None]:
+        """For `settled`: a fresh DescribeTable in `region`, shaped as UpdateTable's and
+        CreateTable's answer, when `holds(table)` says the lost request took effect; else None."""
+        def look() -> dict[str, Any] | None:
+            table = self._describe(ctx, region)
+            return {"TableDescription": table or {}} if holds(table) else None
+        return look
 
     def _tag(self, ctx: StepContext, region: str, arn: str | None, tags: dict[str, str]) -> None:
         # TagResource is eventually consistent: ListTagsOfResource may lag it by a few seconds.
@@ -311,6 +355,13 @@ class EnsureGlobalTable(Step):
 
     def _enable_pitr(self, ctx: StepContext, region: str) -> None:
         name = ctx.config.names.dynamodb_table
+        ctx.waiter.until(
+            f"continuous backups of DynamoDB table {name} in {region} to be ENABLED",
+            lambda: self._backups(ctx, region),
+            lambda backups: (backups or {}).get("ContinuousBackupsStatus") == "ENABLED",
+            describe=lambda backups: (backups or {}).get("ContinuousBackupsStatus") or "table not visible yet",
+            timeout=BACKUPS_TIMEOUT,
+        )
         ctx.aws.call("dynamodb", region, "update_continuous_backups", TableName=name,
                      PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
                      not_yet=BACKUPS_NOT_READY, resource=f"{name} in {region}")
@@ -379,8 +430,12 @@ class EnsureGlobalTable(Step):
             if replica_status(table, dr) is not None:
                 # Removes this replica (DeleteTableReplica in the DR region) and nothing else.
                 # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicationGroupUpdate.html
+                # A resent Delete is refused ("has no replica in region"): the table no longer
+                # listing the replica, or listing it DELETING, proves the lost request was done.
                 ctx.aws.call("dynamodb", primary, "update_table", TableName=change.name,
                              ReplicaUpdates=[{"Delete": {"RegionName": dr}}], not_yet=IN_USE,
+                             settled=self._settled(ctx, primary,
+                                                   lambda t: replica_status(t, dr) in (None, "DELETING")),
                              resource=f"{change.name} replica in {dr}")
             else:
                 # No longer a member of the table (the table was deleted): an ordinary table.

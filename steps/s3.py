@@ -75,6 +75,10 @@ S3_BUSY = (busy("OperationAborted"),)
 # consistent): for the tags that decide whether the bucket is drkit's, that means "not yet".
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel
 NOT_VISIBLE_YET = (propagating("NoSuchBucket"),)
+# The tags sent with CreateBucket are what prove, where S3 cannot say whether the bucket is new
+# (us-east-1's 200 OK, a lost answer), that it is drkit's: a tag set that lags the create
+# (NoSuchTagSet) must not read as "not drkit's" until it has had time to appear.
+TAGS_NOT_VISIBLE_YET = (*NOT_VISIBLE_YET, propagating("NoSuchTagSet", budget=60))
 # PutBucketReplication checks versioning on both buckets ("Versioning must be 'Enabled' on the
 # bucket...", "Destination bucket must have versioning enabled."): both InvalidRequest, both seen
 # right after versioning was enabled, before S3 has propagated it.
@@ -190,7 +194,8 @@ def foreign_error(
     step: Step, ctx: StepContext, kind: str, resource_id: str, *, other_account: bool = False
 ) -> DrkitError:
     """A name drkit needs is taken by a resource it cannot prove is its own: stop, touch nothing."""
-    whose = "another account's (or unreadable)" if other_account else (
+    whose = ("another account's, or this account's but unreadable with these credentials (HeadBucket answers "
+             "403 to both; drkit needs s3:ListBucket on its own buckets)") if other_account else (
         f"not drkit's (it lacks drkit's ownership tags for environment {ctx.config.env!r})")
     return DrkitError(
         f"{step.key}: {kind.replace('_', ' ')} {resource_id} exists but is {whose}",
@@ -213,9 +218,17 @@ class RefusesForeign(Step):
         return super().checks(ctx, observation)
 
     def _refuse_foreign(self, ctx: StepContext, observation: Observation) -> None:
+        """As the engine's rule (drkit.step.decide): a resource whose id the state recorded is
+        drkit's even without its tags (they are repaired), unless observe found proof it is not."""
         for have in observation.resources.values():
-            if have.exists and not have.owned:
+            vouched = ctx.recorded_id(have.key) == have.id and not have.attrs.get(DISOWNED)
+            if have.exists and not have.owned and not vouched:
                 raise foreign_error(self, ctx, have.kind, have.id, other_account=bool(have.attrs.get("other_account")))
+
+
+# Observed attributes (never desired, so never compared) that say how a bucket was judged.
+DISOWNED = "disowned"  # another's tags (or another account): no state record vouches for it
+PENDING_CREATE = "pending_create"  # recorded before its create and still untagged
 
 
 def _partition(ctx: StepContext) -> str:
@@ -236,18 +249,34 @@ class EnsureBucket(RefusesForeign):
         except AwsCallError as exc:
             if exc.code not in ACCESS_DENIED:
                 raise
-            foreign = Observed(BUCKET_KIND, BUCKET, name, owned=False, attrs={"other_account": True})
+            foreign = Observed(BUCKET_KIND, BUCKET, name, owned=False, attrs={"other_account": True, DISOWNED: True})
             return Observation({BUCKET: foreign})
         if head is None:
             return Observation({})
         tags = self._tags(ctx, name)
-        if not is_owned(tags, ctx.config.env, self.name):
-            return Observation({BUCKET: Observed(BUCKET_KIND, BUCKET, name, tags=tags, owned=False)})
+        owned = is_owned(tags, ctx.config.env, self.name)
+        entry = ctx.state.resource(self.key, BUCKET) or {}
+        recorded = entry.get("id") == name
+        # Recorded before its create, and untagged: drkit's own, between the create and its tags.
+        pending = recorded and bool(entry.get("pending")) and not tags
+        if not owned and not pending and (not recorded or entry.get("pending")):
+            # Not drkit's by its tags, and no state record vouches for it (a pending record
+            # vouches only for an untagged bucket: one with someone else's tags is theirs).
+            attrs = {DISOWNED: True} if recorded else {}
+            return Observation({BUCKET: Observed(BUCKET_KIND, BUCKET, name, attrs=attrs, tags=tags, owned=False)})
         attrs = {"region": head.get("BucketRegion"), **self._settings(ctx, name)}
-        return Observation({BUCKET: Observed(BUCKET_KIND, BUCKET, name, attrs=attrs, tags=tags)})
+        if pending:
+            attrs[PENDING_CREATE] = True
+        return Observation({BUCKET: Observed(BUCKET_KIND, BUCKET, name, attrs=attrs, tags=tags,
+                                             owned=owned or pending)})
 
-    def _tags(self, ctx: StepContext, name: str, not_yet: tuple[NotYet, ...] = ()) -> dict[str, str]:
-        found = ctx.call("s3", "get_bucket_tagging", Bucket=name, missing_ok=True,  # NoSuchTagSet: none
+    def recorded_extras(self, observed: Observed) -> dict[str, Any]:
+        # Keep the pending marker until the bucket carries its tags (adopt() re-records entries).
+        return {"pending": True} if observed.attrs.get(PENDING_CREATE) else {}
+
+    def _tags(self, ctx: StepContext, name: str, not_yet: tuple[NotYet, ...] = (),
+              missing_ok: bool | str = True) -> dict[str, str]:
+        found = ctx.call("s3", "get_bucket_tagging", Bucket=name, missing_ok=missing_ok,  # NoSuchTagSet: none
                          not_yet=not_yet)
         return from_aws((found or {}).get("TagSet"))
 
@@ -285,34 +314,41 @@ class EnsureBucket(RefusesForeign):
     def create_bucket(self, ctx: StepContext, change: Change) -> None:
         """Create the bucket with its tags in the same call, then apply every setting.
 
-        CreateBucketConfiguration.Tags tags the bucket atomically (the caller needs
-        s3:TagResource besides s3:CreateBucket). A botocore too old to send it leaves the bucket
-        untagged: drkit then tags it as its very next call -- the bucket is found by its name
-        meanwhile, so it is never lost. (moto 5.2 drops these tags; drkit's sandbox applies them.)
+        CreateBucketConfiguration.Tags tags the bucket atomically, but needs s3:TagResource besides
+        s3:CreateBucket: without it S3 refuses the whole create (AccessDenied). drkit then creates
+        it without tags and tags it (PutBucketTagging) as its very next call. Crash safety does not
+        rest on the tags: the bucket is recorded in the state, marked pending, *before* the create,
+        so an untagged bucket of that name is recognised as drkit's own on the next run (and torn
+        down by teardown), while one carrying anybody else's tags never is. A botocore too old to
+        send the tags takes the same path. (moto 5.2 drops these tags; drkit's sandbox applies them.)
         https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucketConfiguration.html
 
         A bucket that already existed is drkit's only if its tags say so. S3 reports one as
         BucketAlreadyOwnedByYou -- except in us-east-1, which answers 200 OK (legacy behaviour),
         so there success alone does not prove the bucket is new; the tags sent with the create do.
+        A lost answer is judged by HeadBucket (settled), and then the tags decide the same way.
         https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
         """
         name = change.name
         tags = ctx.tags_for(BUCKET, name)
+        ctx.record(BUCKET, BUCKET_KIND, name, pending=True)
         sends_tags = self._create_takes_tags(ctx)
-        configuration: dict[str, Any] = {"Tags": to_aws(tags)} if sends_tags else {}
-        if ctx.region != LOCATION_CONSTRAINT_FREE_REGION:
-            configuration["LocationConstraint"] = ctx.region
         try:
-            extra = {"CreateBucketConfiguration": configuration} if configuration else {}
-            ctx.call("s3", "create_bucket", Bucket=name, not_yet=S3_BUSY, resource=name, **extra)
-            # Without tags in the create, a 200 in us-east-1 cannot be told apart: taken as new.
-            new = ctx.region != LOCATION_CONSTRAINT_FREE_REGION or not sends_tags
+            new = self._create(ctx, name, tags if sends_tags else None)
         except AwsCallError as exc:
-            if exc.code != "BucketAlreadyOwnedByYou":
+            if exc.code not in ACCESS_DENIED or not sends_tags:
                 raise
-            new = False
-        current = self._tags(ctx, name, not_yet=NOT_VISIBLE_YET)
+            ctx.log.info("bucket.create_without_tags", bucket=name,
+                         reason="CreateBucket with Tags was denied (no s3:TagResource?)")
+            sends_tags = False
+            new = self._create(ctx, name, None)
+        # Where only the tags sent with the create can prove the bucket is drkit's, give them time.
+        current = self._tags(ctx, name, not_yet=TAGS_NOT_VISIBLE_YET if sends_tags and not new else NOT_VISIBLE_YET,
+                             missing_ok="NoSuchTagSet")
         if not new and not is_owned(current, ctx.config.env, self.name):
+            ctx.state.forget(self.key, BUCKET)  # the pending record must never vouch for it
+            if not ctx.state.resources(self.key):
+                ctx.state.clear_step(self.key)
             raise foreign_error(self, ctx, BUCKET_KIND, name)
         if missing_tags(tags, current):
             ctx.log.info("bucket.tagged_after_create", bucket=name, reason="CreateBucket did not apply its tags")
@@ -320,6 +356,34 @@ class EnsureBucket(RefusesForeign):
         ctx.record(BUCKET, BUCKET_KIND, name)
         for attribute in ("versioning", "encryption", "public_access_block", "tls_only_policy"):
             self._apply_setting(ctx, name, attribute)
+
+    def _create(self, ctx: StepContext, name: str, tags: dict[str, str] | None) -> bool:
+        """CreateBucket; whether the bucket is provably new (else its tags must prove it drkit's)."""
+        configuration: dict[str, Any] = {"Tags": to_aws(tags)} if tags else {}
+        if ctx.region != LOCATION_CONSTRAINT_FREE_REGION:
+            configuration["LocationConstraint"] = ctx.region
+        extra = {"CreateBucketConfiguration": configuration} if configuration else {}
+        recovered: list[bool] = []
+
+        def settled() -> dict[str, Any] | None:
+            # A lost answer: the bucket exists now. Whose it is, the tag read after this decides.
+            found = ctx.call("s3", "head_bucket", Bucket=name, missing_ok=True)
+            if found is None:
+                return None
+            recovered.append(True)
+            return {"Location": f"/{name}"}
+
+        try:
+            ctx.call("s3", "create_bucket", Bucket=name, not_yet=S3_BUSY, settled=settled, resource=name, **extra)
+        except AwsCallError as exc:
+            if exc.code != "BucketAlreadyOwnedByYou":
+                raise
+            return False
+        if tags is None:
+            # Without tags in the create, a 200 in us-east-1 or a lost answer cannot be told
+            # apart from a bucket someone made meanwhile: taken as new (observe found none).
+            return True
+        return ctx.region != LOCATION_CONSTRAINT_FREE_REGION and not recovered
 
     def _create_takes_tags(self, ctx: StepContext) -> bool:
         """Whether the installed botocore knows CreateBucketConfiguration.Tags (a 2025 addition)."""
@@ -330,6 +394,7 @@ class EnsureBucket(RefusesForeign):
         if change.attribute == "tags":
             # PutBucketTagging replaces the whole set: keep the tags drkit does not manage.
             self._put_tags(ctx, change.resource_id, {**self._tags(ctx, change.resource_id), **change.expected})
+            ctx.record(BUCKET, BUCKET_KIND, change.resource_id)  # tagged: no longer pending
         else:
             self._apply_setting(ctx, change.resource_id, change.attribute)
 
@@ -459,8 +524,17 @@ class EnsureReplicationRole(RefusesForeign):
             "iam", "create_role", RoleName=change.name, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
             Description=f"drkit: lets S3 replicate {names.bucket('primary')} to {names.bucket('dr')}",
             Tags=to_aws(ctx.tags_for(ROLE, change.name)), resource=change.name,
+            # No token: after a lost answer, the role found with drkit's tags (sent in this very
+            # call) is the one created; a resend would only meet EntityAlreadyExists.
+            settled=lambda: self._own_role(ctx, change.name),
         )["Role"]
         ctx.record(ROLE, ROLE_KIND, role["Arn"])
+
+    def _own_role(self, ctx: StepContext, role_name: str) -> dict[str, Any] | None:
+        found = ctx.call("iam", "get_role", RoleName=role_name, missing_ok=True)
+        if found and is_owned(from_aws(found["Role"].get("Tags")), ctx.config.env, self.name):
+            return found
+        return None
 
     def update_iam_role(self, ctx: StepContext, change: Change) -> None:
         role_name = ctx.config.names.replication_role

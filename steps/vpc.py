@@ -3,8 +3,12 @@
 VPC (DNS support and hostnames on), three private subnets in three distinct AZs, one public
 subnet, an internet gateway, an Elastic IP and a NAT gateway in the public subnet, a public route
 table (0.0.0.0/0 -> IGW) and a private one (0.0.0.0/0 -> NAT), every subnet associated.
-Teardown order is the one AWS accepts: route tables, NAT (and wait until it is deleted), its EIP,
-the IGW (detached first), subnets, VPC.
+Teardown order is the one AWS accepts: route tables, NAT (and wait until it is deleted), its EIP
+(once it shows no association), the IGW (detached first), subnets, VPC.
+
+Every create and attach here that has no idempotency token passes `settled`: after a lost answer
+drkit reads whether the effect holds (a resource carrying the tags the create call put on it, an
+attachment, a route, an association) instead of resending blindly. Zones: steps/vpc_zones.py.
 """
 
 from __future__ import annotations
@@ -12,46 +16,29 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from drkit.ec2 import ELASTIC_IP, INTERNET_GATEWAY, NAT_GATEWAY, ROUTE_TABLE, SUBNET, VPC, Ec2Kind, Found, duplicate_ids, find_owned
-from drkit.retries import in_use
-from drkit.errors import DrkitError
+from drkit.ec2 import (
+    ELASTIC_IP, INTERNET_GATEWAY, NAT_GATEWAY, ROUTE_TABLE, SUBNET, VPC, Ec2Kind, Found, duplicate_ids, find_created,
+    find_owned,
+)
+from drkit.errors import AwsCallError, DrkitError
 from drkit.step import (
     ABSENT, AVAILABLE, DELETING, FAILED, PENDING, Change, Desired, Observation, Observed, Step, StepContext,
 )
 from drkit.tags import tag_specifications, to_aws
+from steps import vpc_reads as reads
+from steps.vpc_teardown import (  # noqa: F401  (STILL_IN_USE is re-exported)
+    ASSOCIATION_GONE, IGW_GONE, NAT_GONE, STILL_IN_USE, NetworkTeardown,
+)
+from steps.vpc_zones import (  # noqa: F401  (assign_zones is re-exported)
+    PRIVATE_SUBNETS, PUBLIC_SUBNET, ZoneMemory, assign_zones, candidate_zones, is_zone_refusal,
+)
 
-PRIVATE_SUBNETS = ("private-subnet-1", "private-subnet-2", "private-subnet-3")
-PUBLIC_SUBNET = "public-subnet"
-DEFAULT_ROUTE = "0.0.0.0/0"
+DEFAULT_ROUTE = reads.DEFAULT_ROUTE
 NAT_STATUS = {"pending": PENDING, "available": AVAILABLE, "failed": FAILED, "deleting": DELETING, "deleted": ABSENT}
 
-# EC2 retries errors that only mean "a dependent is still going away" (eventual consistency).
-STILL_IN_USE = (in_use("DependencyViolation", "InvalidIPAddress.InUse"),)
 
 
-def assign_zones(available: list[str], observed: dict[str, str | None]) -> dict[str, str]:
-    """Zones for the subnets: keep existing subnets where they are, spread new private ones.
-
-    Pure. The three private subnets must land in three distinct AZs; the public subnet goes
-    with private-subnet-1 (the NAT lives there).
-    """
-    zones = {k: z for k, z in observed.items() if z}
-    for key in PRIVATE_SUBNETS:
-        if key in zones:
-            continue
-        used = {zones[k] for k in PRIVATE_SUBNETS if k in zones}
-        free = [z for z in available if z not in used]
-        if not free:
-            raise DrkitError(
-                f"the region offers only {len(available)} usable availability zone(s); "
-                "drkit needs 3 distinct ones for the private subnets"
-            )
-        zones[key] = free[0]
-    zones.setdefault(PUBLIC_SUBNET, zones[PRIVATE_SUBNETS[0]])
-    return zones
-
-
-class EnsureVpc(Step):
+class EnsureVpc(NetworkTeardown, Step):
     name = "ensure_vpc"
 
     KINDS: tuple[Ec2Kind, ...] = (VPC, SUBNET, INTERNET_GATEWAY, ELASTIC_IP, NAT_GATEWAY, ROUTE_TABLE)
@@ -64,6 +51,13 @@ class EnsureVpc(Step):
         "route_table": ["public-route-table", "private-route-table"],
     }
 
+    def __init__(self, role: str) -> None:
+        super().__init__(role)
+        self._zone_memory: dict[str, ZoneMemory] = {}  # per region, for this run
+
+    def zones(self, ctx: StepContext) -> ZoneMemory:
+        return self._zone_memory.setdefault(ctx.region, ZoneMemory())
+
     # Observe -------------------------------------------------------------------------------
     def observe(self, ctx: StepContext) -> Observation:
         found: dict[str, Found] = {}
@@ -72,8 +66,10 @@ class EnsureVpc(Step):
         resources = {key: self._observed(ctx, key, item) for key, item in found.items()}
         facts: dict[str, Any] = {}
         subnet_keys = self.KEYS["subnet"]
+        memory = self.zones(ctx)
+        memory.placed = {k: r.attrs["availability_zone"] for k, r in resources.items() if k in subnet_keys}
         if any(k not in resources for k in subnet_keys):
-            facts["zones"] = self._available_zones(ctx)
+            facts["zones"] = memory.candidates = self._available_zones(ctx)
         return Observation(resources, facts, duplicate_ids(found))
 
     def _available_zones(self, ctx: StepContext) -> list[str]:
@@ -81,7 +77,8 @@ class EnsureVpc(Step):
             "ec2", "describe_availability_zones",
             Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}],
         )
-        return sorted(z["ZoneName"] for z in response["AvailabilityZones"])
+        pinned = ctx.config.networks[self.role].availability_zones
+        return candidate_zones(response["AvailabilityZones"], pinned, ctx.region)
 
     def _observed(self, ctx: StepContext, key: str, found: Found) -> Observed:
         raw = found.raw
@@ -142,6 +139,7 @@ class EnsureVpc(Step):
         zones = assign_zones(
             observation.facts.get("zones", []),
             {k: observation.get(k).attrs.get("availability_zone") for k in self.KEYS["subnet"] if observation.id_of(k)},
+            self.zones(ctx).refused,
         )
         vpc_name = names.vpc(self.role)
         resources = [
@@ -212,7 +210,7 @@ class EnsureVpc(Step):
     def create_vpc(self, ctx: StepContext, change: Change) -> None:
         vpc = ctx.call("ec2", "create_vpc", CidrBlock=change.expected["cidr_block"],
                        TagSpecifications=tag_specifications(VPC.resource_type, self._tags_for(ctx, change)),
-                       resource=change.name)["Vpc"]
+                       settled=reads.created(ctx, VPC, change.key, "Vpc"), resource=change.name)["Vpc"]
         ctx.record(change.key, "vpc", vpc["VpcId"])
         # DNS support is on by default; hostnames are not (and need support on first).
         ctx.call("ec2", "modify_vpc_attribute", VpcId=vpc["VpcId"], EnableDnsHostnames={"Value": True},
@@ -226,12 +224,23 @@ class EnsureVpc(Step):
                  **{parameter[change.attribute]: {"Value": change.expected}}, resource=change.resource_id)
 
     def create_subnet(self, ctx: StepContext, change: Change) -> None:
-        # CIDR and zone come from the decision, which saw every existing subnet's zone.
-        subnet = ctx.call("ec2", "create_subnet", VpcId=self._require(ctx, "vpc"),
-                          CidrBlock=change.expected["cidr_block"],
-                          AvailabilityZone=change.expected["availability_zone"],
-                          TagSpecifications=tag_specifications(SUBNET.resource_type, self._tags_for(ctx, change)),
-                          resource=change.name)["Subnet"]
+        """Create in the planned zone; a zone CreateSubnet refuses is remembered for this run and
+        the subnet (and any planned after it) moves to the next candidate."""
+        memory = self.zones(ctx)
+        while True:
+            zone = memory.zone_for(change.key, change.expected["availability_zone"])
+            try:
+                subnet = ctx.call("ec2", "create_subnet", VpcId=self._require(ctx, "vpc"),
+                                  CidrBlock=change.expected["cidr_block"], AvailabilityZone=zone,
+                                  TagSpecifications=tag_specifications(SUBNET.resource_type, self._tags_for(ctx, change)),
+                                  settled=reads.created(ctx, SUBNET, change.key, "Subnet"), resource=change.name)["Subnet"]
+                break
+            except AwsCallError as exc:
+                if not is_zone_refusal(exc) or zone in memory.refused:
+                    raise
+                ctx.log.warning("zone.refused", step=self.key, region=ctx.region, zone=zone, subnet=change.key)
+                memory.refused.add(zone)
+        memory.placed[change.key] = subnet["AvailabilityZone"]
         ctx.record(change.key, "subnet", subnet["SubnetId"])
 
     def update_subnet(self, ctx: StepContext, change: Change) -> None:
@@ -240,24 +249,26 @@ class EnsureVpc(Step):
     def create_internet_gateway(self, ctx: StepContext, change: Change) -> None:
         igw = ctx.call("ec2", "create_internet_gateway",
                        TagSpecifications=tag_specifications(INTERNET_GATEWAY.resource_type, self._tags_for(ctx, change)),
+                       settled=reads.created(ctx, INTERNET_GATEWAY, change.key, "InternetGateway"),
                        resource=change.name)["InternetGateway"]
         ctx.record(change.key, "internet_gateway", igw["InternetGatewayId"])
-        ctx.call("ec2", "attach_internet_gateway", InternetGatewayId=igw["InternetGatewayId"],
-                 VpcId=self._require(ctx, "vpc"), resource=igw["InternetGatewayId"])
+        self._attach(ctx, igw["InternetGatewayId"], self._require(ctx, "vpc"))
 
     def update_internet_gateway(self, ctx: StepContext, change: Change) -> None:
         if change.attribute == "tags":
             return self._retag(ctx, change)
         if change.actual:
-            ctx.call("ec2", "detach_internet_gateway", InternetGatewayId=change.resource_id, VpcId=change.actual,
-                     resource=change.resource_id)
-        ctx.call("ec2", "attach_internet_gateway", InternetGatewayId=change.resource_id,
-                 VpcId=self._require(ctx, "vpc"), resource=change.resource_id)
+            self._detach(ctx, change.resource_id, change.actual)
+        self._attach(ctx, change.resource_id, self._require(ctx, "vpc"))
+
+    def _attach(self, ctx: StepContext, igw_id: str, vpc_id: str) -> None:
+        ctx.call("ec2", "attach_internet_gateway", InternetGatewayId=igw_id, VpcId=vpc_id,
+                 settled=reads.igw_attachment(ctx, igw_id, vpc_id, attached=True), resource=igw_id)
 
     def create_elastic_ip(self, ctx: StepContext, change: Change) -> None:
         eip = ctx.call("ec2", "allocate_address", Domain="vpc",
                        TagSpecifications=tag_specifications(ELASTIC_IP.resource_type, self._tags_for(ctx, change)),
-                       resource=change.name)
+                       settled=reads.created(ctx, ELASTIC_IP, change.key, None), resource=change.name)
         ctx.record(change.key, "elastic_ip", eip["AllocationId"])
 
     def update_elastic_ip(self, ctx: StepContext, change: Change) -> None:
@@ -265,11 +276,17 @@ class EnsureVpc(Step):
 
     def create_nat_gateway(self, ctx: StepContext, change: Change) -> None:
         predecessor = change.resource_id
-        if predecessor and self._nat_state(ctx, predecessor).get("State") == "deleting":
+        state = reads.nat_state(ctx, predecessor).get("State") if predecessor else None
+        if state == "failed":
+            # A failed NAT stays listed, with drkit's tags, for about an hour: delete it now so
+            # no later observation has two NATs to choose from.
+            ctx.call("ec2", "delete_nat_gateway", NatGatewayId=predecessor, missing_ok=NAT_GONE, resource=predecessor)
+            state = "deleting"
+        if state == "deleting":
             # A NAT keeps its Elastic IP until it is deleted; the new one needs that address.
             self._wait_nat(ctx, predecessor, "deleted")
-        # The ClientToken makes botocore's own retry of a timed-out request idempotent; across
-        # runs, the tags (applied in this same call) are what find the NAT again.
+        # The ClientToken makes every resend of this request (botocore's, drkit's after a lost
+        # answer) return the same NAT; across runs, the tags applied in this call find it again.
         nat = ctx.call("ec2", "create_nat_gateway", SubnetId=self._require(ctx, PUBLIC_SUBNET),
                        AllocationId=self._require(ctx, "nat-eip"), ClientToken=f"drkit-{uuid.uuid4()}",
                        TagSpecifications=tag_specifications(NAT_GATEWAY.resource_type, self._tags_for(ctx, change)),
@@ -283,42 +300,28 @@ class EnsureVpc(Step):
     def update_nat_gateway(self, ctx: StepContext, change: Change) -> None:
         self._retag(ctx, change)
 
-    def _nat_state(self, ctx: StepContext, nat_id: str) -> dict[str, Any]:
-        found = ctx.call("ec2", "describe_nat_gateways", NatGatewayIds=[nat_id], missing_ok=True)
-        gateways = (found or {}).get("NatGateways", [])
-        return gateways[0] if gateways else {"State": "deleted"}
-
-    def _wait_nat(self, ctx: StepContext, nat_id: str, target: str) -> None:
-        ctx.waiter.until(
-            f"NAT gateway {nat_id} in {ctx.region} to be {target}",
-            lambda: self._nat_state(ctx, nat_id),
-            lambda nat: nat.get("State") == target,
-            describe=lambda nat: str(nat.get("State")),
-            failed=lambda nat: (
-                f"it is {nat['State']}: {nat.get('FailureMessage', 'no reason given')}"
-                if nat.get("State") == "failed" and target == "available" else None
-            ),
-        )
-
     def create_route_table(self, ctx: StepContext, change: Change) -> None:
+        # CreateRouteTable takes a ClientToken: the gateway makes one that every resend reuses.
         table = ctx.call("ec2", "create_route_table", VpcId=self._require(ctx, "vpc"),
                          TagSpecifications=tag_specifications(ROUTE_TABLE.resource_type, self._tags_for(ctx, change)),
                          resource=change.name)["RouteTable"]
         table_id = table["RouteTableId"]
         ctx.record(change.key, "route_table", table_id)
-        ctx.call("ec2", "create_route", RouteTableId=table_id, DestinationCidrBlock=DEFAULT_ROUTE,
-                 **self._route_target(ctx, change.key), resource=table_id)
-        for subnet_id in self._wanted_subnets(ctx, change.key):
-            ctx.call("ec2", "associate_route_table", RouteTableId=table_id, SubnetId=subnet_id, resource=table_id)
+        self._create_route(ctx, table_id, change.key)
+        for subnet_id in self._wanted_subnets(ctx, change.key):  # a new table: nothing to move off
+            ctx.call("ec2", "associate_route_table", RouteTableId=table_id, SubnetId=subnet_id,
+                     settled=reads.subnet_association(ctx, subnet_id, table_id, "AssociationId"), resource=table_id)
 
     def update_route_table(self, ctx: StepContext, change: Change) -> None:
         table_id = change.resource_id
         if change.attribute == "tags":
             return self._retag(ctx, change)
         if change.attribute == "default_route":
-            operation = "replace_route" if change.actual else "create_route"
-            ctx.call("ec2", operation, RouteTableId=table_id, DestinationCidrBlock=DEFAULT_ROUTE,
-                     **self._route_target(ctx, change.key), resource=table_id)
+            if change.actual:  # replacing a route with the same target again is harmless
+                ctx.call("ec2", "replace_route", RouteTableId=table_id, DestinationCidrBlock=DEFAULT_ROUTE,
+                         **self._route_target(ctx, change.key), resource=table_id)
+            else:
+                self._create_route(ctx, table_id, change.key)
         elif change.attribute == "associated_subnets":
             table = ctx.call("ec2", "describe_route_tables", RouteTableIds=[table_id])["RouteTables"][0]
             current = {a["SubnetId"]: a["RouteTableAssociationId"]
@@ -326,9 +329,15 @@ class EnsureVpc(Step):
             wanted = set(self._wanted_subnets(ctx, change.key))
             for subnet_id, association_id in current.items():
                 if subnet_id not in wanted:
-                    ctx.call("ec2", "disassociate_route_table", AssociationId=association_id, resource=table_id)
+                    ctx.call("ec2", "disassociate_route_table", AssociationId=association_id,
+                             missing_ok=ASSOCIATION_GONE, resource=table_id)
             for subnet_id in sorted(wanted - set(current)):
                 self._associate(ctx, table_id, subnet_id)
+
+    def _create_route(self, ctx: StepContext, table_id: str, table_key: str) -> None:
+        target = self._route_target(ctx, table_key)
+        ctx.call("ec2", "create_route", RouteTableId=table_id, DestinationCidrBlock=DEFAULT_ROUTE, **target,
+                 settled=reads.route_exists(ctx, table_id, target), resource=table_id)
 
     def _associate(self, ctx: StepContext, table_id: str, subnet_id: str) -> None:
         """Associate, moving the subnet off another (non-main) route table if it has one."""
@@ -337,11 +346,15 @@ class EnsureVpc(Step):
         for table in existing:
             for association in table.get("Associations", []):
                 if association.get("SubnetId") == subnet_id and not association.get("Main"):
+                    if table["RouteTableId"] == table_id:
+                        return  # already there (a stale observation)
                     ctx.call("ec2", "replace_route_table_association",
                              AssociationId=association["RouteTableAssociationId"], RouteTableId=table_id,
+                             settled=reads.subnet_association(ctx, subnet_id, table_id, "NewAssociationId"),
                              resource=table_id)
                     return
-        ctx.call("ec2", "associate_route_table", RouteTableId=table_id, SubnetId=subnet_id, resource=table_id)
+        ctx.call("ec2", "associate_route_table", RouteTableId=table_id, SubnetId=subnet_id,
+                 settled=reads.subnet_association(ctx, subnet_id, table_id, "AssociationId"), resource=table_id)
 
     def _route_target(self, ctx: StepContext, table_key: str) -> dict[str, str]:
         if table_key == "public-route-table":
@@ -351,46 +364,6 @@ class EnsureVpc(Step):
     def _wanted_subnets(self, ctx: StepContext, table_key: str) -> list[str]:
         keys = [PUBLIC_SUBNET] if table_key == "public-route-table" else list(PRIVATE_SUBNETS)
         return [self._require(ctx, k) for k in keys]
-
-    # Delete, in the order AWS accepts ---------------------------------------------------------
-    def delete_route_table(self, ctx: StepContext, change: Change) -> None:
-        found = ctx.call("ec2", "describe_route_tables", RouteTableIds=[change.resource_id], missing_ok=True)
-        for table in (found or {}).get("RouteTables", []):
-            for association in table.get("Associations", []):
-                if not association.get("Main"):
-                    ctx.call("ec2", "disassociate_route_table", AssociationId=association["RouteTableAssociationId"],
-                             missing_ok=True, resource=change.resource_id)
-        ctx.call("ec2", "delete_route_table", RouteTableId=change.resource_id, missing_ok=True,
-                 not_yet=STILL_IN_USE, resource=change.resource_id)
-
-    def delete_nat_gateway(self, ctx: StepContext, change: Change) -> None:
-        if self._nat_state(ctx, change.resource_id).get("State") not in ("deleting", "deleted"):
-            ctx.call("ec2", "delete_nat_gateway", NatGatewayId=change.resource_id, missing_ok=True,
-                     resource=change.resource_id)
-        # Its EIP stays associated, and the IGW cannot be detached, until the NAT is deleted.
-        self._wait_nat(ctx, change.resource_id, "deleted")
-
-    def delete_elastic_ip(self, ctx: StepContext, change: Change) -> None:
-        ctx.call("ec2", "release_address", AllocationId=change.resource_id, missing_ok=True,
-                 not_yet=STILL_IN_USE, resource=change.resource_id)
-
-    def delete_internet_gateway(self, ctx: StepContext, change: Change) -> None:
-        found = ctx.call("ec2", "describe_internet_gateways", InternetGatewayIds=[change.resource_id], missing_ok=True)
-        for igw in (found or {}).get("InternetGateways", []):
-            for attachment in igw.get("Attachments", []):
-                ctx.call("ec2", "detach_internet_gateway", InternetGatewayId=change.resource_id,
-                         VpcId=attachment["VpcId"], missing_ok=True, not_yet=STILL_IN_USE,
-                         resource=change.resource_id)
-        ctx.call("ec2", "delete_internet_gateway", InternetGatewayId=change.resource_id, missing_ok=True,
-                 not_yet=STILL_IN_USE, resource=change.resource_id)
-
-    def delete_subnet(self, ctx: StepContext, change: Change) -> None:
-        ctx.call("ec2", "delete_subnet", SubnetId=change.resource_id, missing_ok=True,
-                 not_yet=STILL_IN_USE, resource=change.resource_id)
-
-    def delete_vpc(self, ctx: StepContext, change: Change) -> None:
-        ctx.call("ec2", "delete_vpc", VpcId=change.resource_id, missing_ok=True,
-                 not_yet=STILL_IN_USE, resource=change.resource_id)
 
 
 def _default_route_target(table: dict[str, Any]) -> str | None:

@@ -7,6 +7,7 @@ import io
 import json
 import string
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import boto3
@@ -218,8 +219,12 @@ def test_drift_is_reported_then_repaired_and_roles_are_only_reported(moto, make_
     assert runner.plan().changes == []
 
 
+# The instance is created while its cluster is still `creating` (steps/aurora.py), so a run
+# killed in the instance's wait leaves both creating: the resumed run waits for both.
 @pytest.mark.parametrize("waiting_for,region,create", [
-    ("Aurora cluster aurora-primary-test in", PRIMARY, "create_db_cluster"),
+    ("Aurora instance aurora-primary-test-1 in", PRIMARY, "create_db_cluster"),
+    ("Aurora instance aurora-primary-test-1 in", PRIMARY, "create_db_instance"),
+    ("Aurora instance aurora-dr-test-1 in", DR, "create_db_cluster"),
     ("Aurora instance aurora-dr-test-1 in", DR, "create_db_instance"),
 ])
 def test_a_run_killed_while_waiting_resumes_without_a_second_one(moto, make_aurora_runner, waiting_for, region, create):
@@ -237,8 +242,8 @@ def test_a_run_killed_while_waiting_resumes_without_a_second_one(moto, make_auro
     outcome = resumed.provision()
     assert outcome.ok, [r.error for r in outcome.failed]
     assert ("rds", region, create) not in resumed.aws.stats.mutating_calls
-    kind = "db_cluster" if create == "create_db_cluster" else "db_instance"
-    assert [c.kind for c in outcome.changes if c.action == "wait"] == [kind]  # it waited for the one found creating
+    waited = [(c.region, c.kind) for c in outcome.changes if c.action == "wait"]
+    assert waited[-2:] == [(region, "db_cluster"), (region, "db_instance")]  # both found creating
     assert len(rds(region).describe_db_clusters()["DBClusters"]) == 1
     assert len(rds(region).describe_db_instances()["DBInstances"]) == 1
     assert resumed.verify().changes == []
@@ -307,7 +312,7 @@ def test_teardown_order_scope_and_the_password_never_written(moto, make_aurora_r
 
     # Waits were reported as they went.
     lines = log.getvalue()
-    assert "waiting for Aurora cluster aurora-primary-test in us-east-1 to be available: creating" in lines
+    assert "waiting for Aurora instance aurora-primary-test-1 in us-east-1 to be available: creating" in lines
     assert "waiting for Aurora cluster aurora-dr-test in us-east-2 to leave aurora-global-test" in lines
 
     # The password is in the secret and in the one create call, nowhere drkit writes.
@@ -417,3 +422,51 @@ def test_deep_verify_says_no_data_rather_than_passing(moto, make_aurora_runner):
                                             DbClusterIdentifier=cluster(DR, "aurora-dr-test")["DBClusterArn"])
     [probe] = replica.probe(runner.context(replica, load_state(runner.config, persist=False)))
     assert probe.ok is None and probe.measured.startswith("no datapoints")
+
+
+def test_the_instance_is_created_while_its_cluster_is_still_creating(moto, make_aurora_runner, clock):
+    """The two longest waits of each region overlap: CreateDBInstance is sent before the
+    cluster is `available` (and the step still ends with both available)."""
+    runner = make_aurora_runner()
+    seen: list[tuple[str, str]] = []
+
+    def cluster_status_at_instance_create(params, **_):
+        status = rds(PRIMARY if "primary" in params["DBClusterIdentifier"] else DR).describe_db_clusters(
+            DBClusterIdentifier=params["DBClusterIdentifier"])["DBClusters"][0]["Status"]
+        seen.append((params["DBClusterIdentifier"], status))
+
+    runner.aws.client("rds", PRIMARY).meta.events.register("provide-client-params.rds.CreateDBInstance",
+                                                           cluster_status_at_instance_create)
+    runner.aws.client("rds", DR).meta.events.register("provide-client-params.rds.CreateDBInstance",
+                                                      cluster_status_at_instance_create)
+    assert runner.provision().ok
+    assert seen == [("aurora-primary-test", "creating"), ("aurora-dr-test", "creating")]
+    for region, name in ((PRIMARY, "aurora-primary-test"), (DR, "aurora-dr-test")):
+        assert cluster(region, name)["Status"] == "available"
+        assert instance(region, f"{name}-1")["DBInstanceStatus"] == "available"
+
+
+def test_a_region_that_refuses_an_instance_in_a_creating_cluster_gets_it_once_the_cluster_is_available(
+        moto, make_aurora_runner):
+    runner = make_aurora_runner()
+    refused: list[str] = []
+
+    def before_call(model, **_):
+        # The first CreateDBInstance finds its cluster `creating` and is refused, as a region
+        # that does not accept it then would; the retry must come once the cluster is available.
+        if model.name == "CreateDBInstance":
+            status = rds(PRIMARY).describe_db_clusters(DBClusterIdentifier="aurora-primary-test")[
+                "DBClusters"][0]["Status"]
+            refused.append(status)
+            if len(refused) == 1:
+                return (SimpleNamespace(status_code=400, headers={}),
+                        {"Error": {"Code": "InvalidDBClusterStateFault", "Message": "cluster is creating"},
+                         "ResponseMetadata": {"HTTPStatusCode": 400}})
+        return None
+
+    runner.aws.client("rds", PRIMARY).meta.events.register("before-call.rds", before_call)
+    outcome = runner.provision()
+    assert outcome.ok, [str(r.error) for r in outcome.failed]
+    assert refused == ["creating", "available"]
+    assert instance(PRIMARY, "aurora-primary-test-1")["DBInstanceStatus"] == "available"
+    assert len(rds(PRIMARY).describe_db_instances()["DBInstances"]) == 1

@@ -74,6 +74,9 @@ def test_plan_provision_verify_outputs_reprovision_teardown(drkit, sandbox):
     assert plan.exit_code == 0, plan.output
     assert "+ create vpc vpc-primary-cli" in plan.output and "+ create dynamodb table payment-transactions-cli" in plan.output
     assert client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"] == []  # plan changed nothing
+    # The plan ends with the one-line summary operators know from other tools.
+    created = plan.stdout.count("\n  + ")
+    assert created > 30 and plan.stdout.rstrip().splitlines()[-1] == f"+{created} create, ~0 update, -0 delete"
 
     provision = drkit("provision", "--yes")
     assert provision.exit_code == 0, provision.output
@@ -107,6 +110,8 @@ def test_plan_provision_verify_outputs_reprovision_teardown(drkit, sandbox):
 
     dry = drkit("teardown", "--dry-run")
     assert dry.exit_code == 0 and "- delete vpc vpc-primary-cli" in dry.output
+    deleted = dry.stdout.count("\n  - ")
+    assert deleted > 30 and dry.stdout.rstrip().splitlines()[-1] == f"+0 create, ~0 update, -{deleted} delete"
     assert len(client(sandbox).describe_vpcs(Filters=owned_filters("cli"))["Vpcs"]) == 1
 
     printed += [verify.output, deep.output, again.output, dry.output]

@@ -167,9 +167,10 @@ def _kill_after_replica_create(runner: Runner) -> None:
         if seen.get("replica_create"):
             raise Killed()
 
-    events = runner.aws.client("dynamodb", PRIMARY).meta.events
-    events.register("provide-client-params.dynamodb.UpdateTable", before)
-    events.register("after-call.dynamodb.UpdateTable", after)
+    for resend in (True, False):  # a call with `settled` goes through the client that does not resend
+        events = runner.aws.client("dynamodb", PRIMARY, resend=resend).meta.events
+        events.register("provide-client-params.dynamodb.UpdateTable", before)
+        events.register("after-call.dynamodb.UpdateTable", after)
 
 
 def test_a_run_killed_before_the_replica_is_tagged_resumes_and_tags_it(moto, make_runner):
@@ -268,8 +269,9 @@ def test_a_found_table_without_stream_pitr_or_kms_is_repaired_before_the_replica
     assert findings[("table", "point_in_time_recovery")] == (True, False)
 
     updates: list[dict] = []
-    runner.aws.client("dynamodb", PRIMARY).meta.events.register(
-        "provide-client-params.dynamodb.UpdateTable", lambda params, **_: updates.append(dict(params)))
+    for resend in (True, False):
+        runner.aws.client("dynamodb", PRIMARY, resend=resend).meta.events.register(
+            "provide-client-params.dynamodb.UpdateTable", lambda params, **_: updates.append(dict(params)))
     assert runner.provision().ok
     assert [sorted(set(u) - {"TableName"}) for u in updates] == [
         ["StreamSpecification"], ["SSESpecification"], ["ReplicaUpdates"],

@@ -126,7 +126,8 @@ def kill_after(runner, n: int) -> None:
                 raise Killed()
 
     for region in (PRIMARY, DR):
-        runner.aws.client("ec2", region).meta.events.register("after-call.ec2", after_call)
+        for resend in (True, False):  # calls with a `settled` look-up use the client that never resends
+            runner.aws.client("ec2", region, resend=resend).meta.events.register("after-call.ec2", after_call)
 
 
 def test_a_run_killed_after_any_mutating_call_resumes_without_duplicates_or_leaks(moto, make_runner, ec2):
@@ -164,7 +165,8 @@ def _throttle(runner, operations: set[str], times: int, code: str = "RequestLimi
         return None
 
     for region in (PRIMARY, DR):
-        runner.aws.client("ec2", region).meta.events.register("before-call.ec2", before_call)
+        for resend in (True, False):  # calls with a `settled` look-up use the client that never resends
+            runner.aws.client("ec2", region, resend=resend).meta.events.register("before-call.ec2", before_call)
     return remaining
 
 

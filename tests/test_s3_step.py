@@ -73,7 +73,7 @@ def error_code(call: Callable[[], Any]) -> str:
 
 
 def fake_errors(runner: Runner, service: str, region: str, operation: str, times: int, code: str,
-                status: int = 400) -> SimpleNamespace:
+                status: int = 400, message: str | None = None) -> SimpleNamespace:
     """Answer the next `times` calls of `operation` with `code` before they reach the sandbox."""
     left = SimpleNamespace(count=times)
 
@@ -81,12 +81,18 @@ def fake_errors(runner: Runner, service: str, region: str, operation: str, times
         if model.name == operation and left.count > 0:
             left.count -= 1
             return (SimpleNamespace(status_code=status, headers={}),
-                    {"Error": {"Code": code, "Message": f"injected {code}"},
+                    {"Error": {"Code": code, "Message": message or f"injected {code}"},
                      "ResponseMetadata": {"HTTPStatusCode": status}})
         return None
 
     runner.aws.client(service, region).meta.events.register(f"before-call.{service}", before_call)
     return left
+
+
+def on_create_calls(runner: Runner, service: str, region: str, event: str, handler: Callable[..., Any]) -> None:
+    """Hook a create: calls with `settled` go through the gateway's client that does not resend."""
+    for resend in (True, False):
+        runner.aws.client(service, region, resend=resend).meta.events.register(event, handler)
 
 
 # Create ------------------------------------------------------------------------------------------
@@ -118,7 +124,7 @@ def test_create_bucket_carries_location_and_tags_in_the_create_call(moto, make_s
         def capture(params, region=region, **_):
             sent[region] = dict(params)  # returns None: botocore keeps the params as they are
 
-        runner.aws.client("s3", region).meta.events.register("provide-client-params.s3.CreateBucket", capture)
+        on_create_calls(runner, "s3", region, "provide-client-params.s3.CreateBucket", capture)
     assert runner.provision().ok
     tags = {"Name": PRIMARY_BUCKET, "ManagedBy": "drkit", "Environment": "test", "DR-Role": "primary"}
     primary = sent[PRIMARY]["CreateBucketConfiguration"]
@@ -347,7 +353,7 @@ def create_meanwhile(runner: Runner, role: str, region: str, bucket: str, tags: 
         if tags:
             client.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
 
-    runner.aws.client("s3", region).meta.events.register("before-call.s3.CreateBucket", created_meanwhile)
+    on_create_calls(runner, "s3", region, "before-call.s3.CreateBucket", created_meanwhile)
 
 
 @pytest.mark.parametrize("role,region,bucket", BUCKETS)
@@ -380,8 +386,8 @@ def test_a_botocore_without_create_bucket_tags_tags_the_new_bucket_next(moto, ma
     runner = make_s3_runner()
     sent: list[dict] = []
     for region in (PRIMARY, DR):
-        runner.aws.client("s3", region).meta.events.register(
-            "provide-client-params.s3.CreateBucket", lambda params, **_: sent.append(dict(params)))
+        on_create_calls(runner, "s3", region, "provide-client-params.s3.CreateBucket",
+                        lambda params, **_: sent.append(dict(params)))
     assert runner.provision().ok
     assert all("Tags" not in p.get("CreateBucketConfiguration", {}) for p in sent) and len(sent) == 2
     for role, region, bucket in BUCKETS:
@@ -397,7 +403,7 @@ def test_a_run_killed_right_after_create_bucket_resumes_by_adopting_it(moto, mak
         raise Killed()
 
     victim = make_s3_runner()
-    victim.aws.client("s3", DR).meta.events.register("after-call.s3.CreateBucket", kill)
+    on_create_calls(victim, "s3", DR, "after-call.s3.CreateBucket", kill)
     with pytest.raises(Killed):
         victim.provision(["ensure_bucket:dr"])
     resumed = make_s3_runner()
@@ -422,7 +428,11 @@ def test_replication_waits_for_versioning_and_retries_while_s3_has_not_propagate
         return SimpleNamespace(status_code=200, headers={}), {**value, "ResponseMetadata": {"HTTPStatusCode": 200}}
 
     runner.aws.client("s3", DR).meta.events.register("before-call.s3.GetBucketVersioning", not_yet)
-    rejected = fake_errors(runner, "s3", PRIMARY, "PutBucketReplication", 2, "InvalidRequest")
+    # AWS's own words for each bucket (the source's, then the destination's).
+    rejected = fake_errors(runner, "s3", PRIMARY, "PutBucketReplication", 1, "InvalidRequest",
+                           message="Versioning must be 'Enabled' on the bucket to apply a replication configuration")
+    fake_errors(runner, "s3", PRIMARY, "PutBucketReplication", 1, "InvalidRequest",
+                message="Destination bucket must have versioning enabled.")
     assert runner.provision().ok
     assert next(answers, None) is None and rejected.count == 0
     assert len(clock.sleeps) >= 4  # two polls of the versioning wait, two retries of the put
@@ -541,8 +551,9 @@ def test_deep_verify_fails_at_once_for_an_object_no_rule_replicates(moto, make_s
 def test_deep_verify_removes_its_canary_when_the_probe_errs(moto, make_s3_runner, s3):
     runner = make_s3_runner()
     assert runner.provision().ok
-    fake_errors(runner, "s3", PRIMARY, "HeadObject", 1, "InternalError", status=500)
+    # A 500 is an unknown outcome the gateway retries: an answer it reports is a 403.
+    fake_errors(runner, "s3", PRIMARY, "HeadObject", 1, "AccessDenied", status=403)
     outcome = runner.verify(["ensure_bucket_replication"], deep=True)
-    assert "InternalError" in outcome.failed[0].error.message
+    assert "AccessDenied" in outcome.failed[0].error.message
     flush_replication()
     assert_no_canary_left(s3)

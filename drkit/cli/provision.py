@@ -7,6 +7,7 @@ import click
 
 from drkit.cli.common import (common_options, exit_if_unreachable, reports_errors, require_a_way_to_confirm,
                               show_then_confirm)
+from drkit.cli.live import live_view
 from drkit.cli.render import PLANNING_ONLY, counts, emit, failure_line
 
 
@@ -35,7 +36,8 @@ def provision(settings, yes, dry_run, steps, as_json):
     confirm = show_then_confirm(runner, yes=yes, as_json=as_json, operation="plan", title="Plan",
                                 nothing="up to date", question="Apply these changes?")
     started = time.monotonic()
-    outcome = runner.provision(steps, confirm=confirm)
+    with live_view(runner, log_format=settings.log_format, as_json=as_json) as view:
+        outcome = runner.provision(steps, confirm=view.pausing(confirm) if view else confirm)
     total, mutating = runner.aws.stats.snapshot()
     if outcome.planning_failed:  # once applying, the summary says what was done before the network went
         exit_if_unreachable(outcome, runner, as_json=as_json, operation="provision",

@@ -35,7 +35,16 @@ def failure_line(outcome: Outcome) -> str:
     return f"planning failed in {failed}: nothing was applied"
 
 
-def listing(outcome: Outcome, config: Config, title: str, nothing: str) -> str:
+def summary(outcome: Outcome) -> str:
+    """The one line operators know from other tools: `+12 create, ~1 update, -0 delete`."""
+    tally = counts(outcome)
+    return f"+{tally[CREATE]} create, ~{tally[UPDATE]} update, -{tally[DELETE]} delete"
+
+
+PLAN_OPERATIONS = ("plan", "teardown-plan")
+
+
+def listing(outcome: Outcome, config: Config, title: str, nothing: str, *, with_summary: bool = False) -> str:
     lines = [f"{title} -- env {config.env}, primary {config.primary_region}, dr {config.dr_region}"]
     for result in outcome.results:
         region = result.region or config.region(result.step.role)
@@ -55,6 +64,8 @@ def listing(outcome: Outcome, config: Config, title: str, nothing: str) -> str:
     else:
         tally = counts(outcome)
         lines.append(", ".join(f"{n} {action}" for action, n in tally.items() if n) or "no changes")
+        if with_summary:
+            lines.append(summary(outcome))
     return "\n".join(lines)
 
 
@@ -87,4 +98,4 @@ def emit(outcome: Outcome, config: Config, *, as_json: bool, operation: str, tit
     if as_json:
         click.echo(json.dumps(document(outcome, config, operation, **extra), indent=2, default=str))
     else:
-        click.echo(listing(outcome, config, title, nothing))
+        click.echo(listing(outcome, config, title, nothing, with_summary=operation in PLAN_OPERATIONS))

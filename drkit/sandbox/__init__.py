@@ -26,13 +26,16 @@ def make_app(timings: SandboxTimings | None = None) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from drkit.sandbox.extensions import install_all
+    from drkit.sandbox.extensions.apigateway_serving import ApiGatewayServing
     from drkit.sandbox.faults import active_faults
     from drkit.sandbox.faults_http import FaultMiddleware
 
     if timings is None:
         timings = SandboxTimings.from_env({"DRKIT_SANDBOX_LOOPBACK_HTTP_IS_TLS": "1", **os.environ})
     install_all(timings)
-    return FaultMiddleware(DomainDispatcherApplication(create_backend_app), active_faults())
+    # Deployed REST API stages and custom domains are served in front of moto's control plane;
+    # armed faults apply to every request.
+    return FaultMiddleware(ApiGatewayServing(DomainDispatcherApplication(create_backend_app)), active_faults())
 
 
 def reset() -> None:
@@ -61,9 +64,11 @@ class SandboxServer:
         return f"http://{SANDBOX_HOST}:{self._server.server_port}"
 
     def start(self) -> "SandboxServer":
-        from werkzeug.serving import WSGIRequestHandler, make_server
+        from werkzeug.serving import make_server
 
-        class QuietHandler(WSGIRequestHandler):
+        RawHeadersHandler = raw_headers_handler()
+
+        class QuietHandler(RawHeadersHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 """Per-request lines would drown drkit's own progress output."""
 
@@ -97,4 +102,19 @@ def serve_forever(port: int, timings: SandboxTimings | None = None) -> None:
     """Serve the sandbox in the foreground until interrupted (drkit sandbox, python -m)."""
     from werkzeug.serving import run_simple
 
-    run_simple(SANDBOX_HOST, port, make_app(timings), threaded=True, use_reloader=False)
+    run_simple(SANDBOX_HOST, port, make_app(timings), threaded=True, use_reloader=False,
+               request_handler=raw_headers_handler())
+
+
+def raw_headers_handler() -> Any:
+    """werkzeug's request handler, keeping the headers as the client sent them (name case and
+    order) in environ["drkit.raw_headers"]: API Gateway passes them so to a Lambda function."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class RawHeadersHandler(WSGIRequestHandler):
+        def make_environ(self) -> dict[str, Any]:
+            environ = super().make_environ()
+            environ["drkit.raw_headers"] = list(self.headers.items())
+            return environ
+
+    return RawHeadersHandler

@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import Any, Callable, Mapping
+
+from drkit.durations import AWS_TYPICAL
 
 ENV_PREFIX = "DRKIT_SANDBOX_"
+PROFILES = ("default", "aws")
 
 
 @dataclass
@@ -46,10 +49,25 @@ class SandboxTimings:
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "SandboxTimings":
-        """Read overrides such as DRKIT_SANDBOX_NAT_PENDING=2.5 from the environment."""
+    def aws(cls, scale: float = 60.0, **overrides: Any) -> "SandboxTimings":
+        """The `aws` profile: each state lasts as long as AWS usually takes (drkit/durations.py),
+        divided by `scale` (60: one real minute per second). Where several AWS states share one
+        sandbox field (every Aurora cluster and instance is `rds_creating`), it takes their mean."""
+        if scale <= 0:
+            raise ValueError(f"sandbox scale must be positive, not {scale}")
+        values: dict[str, Any] = {}
+        for name, seconds in aws_field_seconds().items():
+            values[name] = seconds / scale
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "SandboxTimings":
+        """Read overrides such as DRKIT_SANDBOX_NAT_PENDING=2.5 from the environment, on top of
+        DRKIT_SANDBOX_PROFILE (default or aws) scaled by DRKIT_SANDBOX_SCALE (default 60)."""
         environ = os.environ if environ is None else environ
-        values = {}
+        profile, scale = profile_from_env(environ)
+        base = cls.aws(scale) if profile == "aws" else cls()
+        values: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(cls) if f.name != "clock"}
         for f in fields(cls):
             if f.name == "clock":
                 continue
@@ -63,3 +81,28 @@ class SandboxTimings:
 
     def now(self) -> float:
         return self.clock()
+
+
+def aws_field_seconds() -> dict[str, float]:
+    """Typical AWS seconds per sandbox field: the mean of the table's entries that field emulates."""
+    grouped: dict[str, list[float]] = {}
+    for entry in AWS_TYPICAL:
+        if entry.sandbox_field:
+            grouped.setdefault(entry.sandbox_field, []).append(entry.seconds)
+    return {name: sum(values) / len(values) for name, values in grouped.items()}
+
+
+def profile_from_env(environ: Mapping[str, str]) -> tuple[str, float]:
+    """(profile, scale) from DRKIT_SANDBOX_PROFILE / DRKIT_SANDBOX_SCALE; a bad value is a
+    ValueError naming the variable."""
+    profile = environ.get(ENV_PREFIX + "PROFILE", "default").strip().lower() or "default"
+    if profile not in PROFILES:
+        raise ValueError(f"{ENV_PREFIX}PROFILE must be one of {', '.join(PROFILES)}, not {profile!r}")
+    raw = environ.get(ENV_PREFIX + "SCALE", "60")
+    try:
+        scale = float(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}SCALE must be a number, not {raw!r}") from None
+    if scale <= 0:
+        raise ValueError(f"{ENV_PREFIX}SCALE must be positive, not {raw!r}")
+    return profile, scale

@@ -13,7 +13,7 @@ from drkit.waiters import WaitPolicy, Waiter
 
 def make(policy: WaitPolicy | None = None) -> tuple[Waiter, FakeClock, list[str]]:
     clock, lines = FakeClock(), []
-    return Waiter(clock, lines.append, policy), clock, lines
+    return Waiter(clock, lines.append, policy, wall_clock=lambda: 3600 * 14 + 62), clock, lines
 
 
 def poller(values: list[str]):
@@ -121,14 +121,14 @@ def test_empty_failure_reason_is_not_a_failure() -> None:
 @pytest.mark.parametrize(
     "policy, polls, expected_lines",
     [
-        pytest.param(WaitPolicy(), 2, ["waiting for db: s0 (0s of 3600s)"], id="first-poll-reported"),
+        pytest.param(WaitPolicy(), 2, ["waiting for db: s0 (since 14:01:02 UTC, 0s so far; timeout 60 min)"], id="first-poll-reported"),
         # times of polls: 0, 1, 3, 7, 15, 30, 45, 60, 75 -> reports at 0, 30, 60
-        pytest.param(WaitPolicy(), 9, ["waiting for db: s0 (0s of 3600s)", "waiting for db: s5 (30s of 3600s)",
-                                       "waiting for db: s7 (60s of 3600s)"], id="every-30s"),
+        pytest.param(WaitPolicy(), 9, ["waiting for db: s0 (since 14:01:02 UTC, 0s so far; timeout 60 min)", "waiting for db: s5 (since 14:01:02 UTC, 30s so far; timeout 60 min)",
+                                       "waiting for db: s7 (since 14:01:02 UTC, 60s so far; timeout 60 min)"], id="every-30s"),
         # first=max=10, every 25: polls at 0,10,...,70 (the last one done) -> reports at 0, 30, 60
         pytest.param(WaitPolicy(first_interval=10, max_interval=10, progress_every=25), 8,
-                     ["waiting for db: s0 (0s of 3600s)", "waiting for db: s3 (30s of 3600s)",
-                      "waiting for db: s6 (60s of 3600s)"], id="every-25s-on-10s-polls"),
+                     ["waiting for db: s0 (since 14:01:02 UTC, 0s so far; timeout 60 min)", "waiting for db: s3 (since 14:01:02 UTC, 30s so far; timeout 60 min)",
+                      "waiting for db: s6 (since 14:01:02 UTC, 60s so far; timeout 60 min)"], id="every-25s-on-10s-polls"),
     ],
 )
 def test_progress_lines(policy: WaitPolicy, polls: int, expected_lines: list[str]) -> None:
@@ -147,3 +147,43 @@ def test_no_progress_when_done_at_once() -> None:
     waiter, _, lines = make()
     waiter.until("x", lambda: 1, lambda v: True)
     assert lines == []
+
+
+@pytest.mark.parametrize(
+    "what, usually",
+    [
+        ("NAT gateway nat-0abc in us-east-1 to be available", "; AWS usually takes ~1.5 min; timeout"),
+        ("Aurora instance aurora-primary-dev-1 in us-east-1 to be available", "; AWS usually takes ~10 min; timeout"),
+        ("Aurora cluster aurora-dr-dev in us-east-2 to be gone", "; AWS usually takes ~2 min; timeout"),
+        ("DynamoDB replica of t in us-east-2 to be ACTIVE", "; AWS usually takes ~8 min; timeout"),
+        ("something drkit has no figure for", "; timeout"),
+    ],
+)
+def test_long_waits_say_how_long_aws_usually_takes(what: str, usually: str) -> None:
+    waiter, _, lines = make()
+    states = iter(["pending", "available"])
+    waiter.until(what, lambda: next(states), lambda v: v == "available")
+    assert lines == [f"waiting for {what}: pending (since 14:01:02 UTC, 0s so far{usually} 60 min)"]
+
+
+def test_scaled_policy_polls_in_proportion_and_never_faster_than_real_at_scale_1() -> None:
+    assert WaitPolicy().scaled(60) == WaitPolicy(timeout=60, first_interval=1 / 60, max_interval=0.25,
+                                                  progress_every=0.5)
+    assert WaitPolicy().scaled(1) == WaitPolicy()
+
+
+def test_sleeps_lend_the_slot_out() -> None:
+    entered: list[str] = []
+
+    class Idle:
+        def __enter__(self):
+            entered.append("in")
+
+        def __exit__(self, *exc):
+            entered.append("out")
+
+    clock = FakeClock()
+    waiter = Waiter(clock, lambda line: None, idle=Idle)
+    states = iter(["a", "b", "c"])
+    waiter.until("x", lambda: next(states), lambda v: v == "c")
+    assert entered == ["in", "out", "in", "out"] and len(clock.sleeps) == 2

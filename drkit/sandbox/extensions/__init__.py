@@ -27,6 +27,8 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "rds_identity",
     "cloudwatch_aurora_lag",
     "s3_create_bucket_tags",
+    "lambda_invoke",
+    "apigateway_serving",
     "lambda_vpc_enis",
     "acm_validation",
 )
