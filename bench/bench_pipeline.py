@@ -52,7 +52,8 @@ def main() -> None:
     args = parser.parse_args()
     zero = SandboxTimings(nat_pending=0, nat_deleting=0, rds_creating=0, rds_deleting=0, rds_promoting=0,
                           dynamodb_replica_creating=0, dynamodb_replica_deleting=0, s3_replication=0,
-                          dynamodb_replication=0, loopback_http_is_tls=True)
+                          dynamodb_replication=0, lambda_eni_linger=0, acm_validation=0,
+                          loopback_http_is_tls=True)
     rounds = []
     with SandboxServer(timings=zero) as server, tempfile.TemporaryDirectory() as tmp:
         for n in range(args.rounds):

@@ -26,6 +26,7 @@ DEFAULT_PRIMARY_REGION = "us-east-1"
 DEFAULT_DR_REGION = "us-east-2"
 DEFAULT_CONFIG_FILE = "drkit.toml"
 DEFAULT_PARALLEL = 4
+DEFAULT_DOMAIN = "example.com"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Config:
     endpoint_url: str | None = None
     parallel: int = DEFAULT_PARALLEL
     networks: Mapping[str, NetworkPlan] = field(default_factory=lambda: dict(DEFAULT_NETWORKS))
+    domain: str = DEFAULT_DOMAIN  # the public zone is payments-<env>.<domain>
 
     def region(self, role: str) -> str:
         """The AWS region of a role ('primary' or 'dr'); 'global' resources live in primary."""
@@ -68,7 +70,7 @@ class Config:
 
     @property
     def names(self) -> Names:
-        return Names(self.env)
+        return Names(self.env, self.domain)
 
     @property
     def regions(self) -> dict[str, str]:
@@ -76,7 +78,7 @@ class Config:
 
 
 # Keys accepted in drkit.toml, beside the [network.primary] and [network.dr] tables.
-_FILE_KEYS = {"env", "primary_region", "dr_region", "state", "profile", "endpoint_url", "parallel"}
+_FILE_KEYS = {"env", "primary_region", "dr_region", "state", "profile", "endpoint_url", "parallel", "domain"}
 _NETWORK_KEYS = {"vpc_cidr", "private_subnet_cidrs", "public_subnet_cidr", "availability_zones"}
 # A zone id names the same physical zone in every account; zone names are shuffled per account.
 # https://docs.aws.amazon.com/ram/latest/userguide/working-with-az-ids.html
@@ -150,6 +152,7 @@ def build_config(
         endpoint_url=overrides.get("endpoint_url") or environ.get("AWS_ENDPOINT_URL") or file_data.get("endpoint_url") or None,
         parallel=_positive_int(parallel, "--parallel"),
         networks=networks,
+        domain=str(pick("domain", default=DEFAULT_DOMAIN)).rstrip(".").lower(),
     )
     validate(config)
     return config
@@ -172,7 +175,8 @@ def _positive_int(value: Any, label: str) -> int:
 
 def validate(config: Config) -> None:
     """Refuse a configuration AWS would reject or that could not work, with one clear line."""
-    problems = naming_problems(config.env)
+    _validate_domain(config.domain)
+    problems = naming_problems(config.env, config.domain)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UserInputError(f"--env {config.env!r} is not usable: {problems[0]}{more}")
@@ -228,6 +232,13 @@ def check_state_path(path: Path, *, creatable: bool = False) -> None:
             f"state path {path} cannot be created: {ancestor} is not writable ({exc.strerror})",
             hint="pass a writable --state",
         ) from None
+
+
+def _validate_domain(domain: str) -> None:
+    """A DNS name of at least two labels (RFC 1035 letters, digits, hyphens)."""
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels):
+        raise UserInputError(f"domain {domain!r} in drkit.toml is not a DNS domain name like example.com")
 
 
 @functools.lru_cache(maxsize=1)

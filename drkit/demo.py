@@ -1,8 +1,9 @@
 """`drkit demo`: the whole job end to end in an in-process sandbox.
 
-provision -> verify -> verify --deep (replication canaries) -> provision again (nothing may
-change) -> teardown -> check that nothing drkit owned is left, with the wall time and AWS calls
-of each phase.
+provision -> verify -> verify --deep (replication canaries) -> a payment through each region's
+API, replayed with the same Idempotency-Key (drkit/demo_payments.py) -> provision again (nothing
+may change) -> teardown -> check that nothing drkit owned is left, with the wall time and AWS
+calls of each phase.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Callable
 
 from drkit.aws import CallStats
 from drkit.config import build_config
+from drkit.demo_payments import round_trip
 from drkit.logs import make_logger
+from drkit.outputs import flat_outputs
 from drkit.runner import Outcome, Runner
 from drkit.sandbox import SANDBOX_CREDENTIALS, SandboxServer
 from drkit.step import CREATE, DELETE, UPDATE
@@ -72,6 +75,7 @@ def run_demo(env: str = "demo", *, log_format: str = "console", log_level: str =
                                 f"{sum(1 for p in o.probes if p.ok)}/{len(o.probes)} replication checks passed"))
         for probe in deep.probes:
             echo(f"       {probe.describe()}")
+        payments(runner, server.endpoint_url, reports, echo)
         phase("provision again", runner.provision,
               lambda o: (o.ok and runner.aws.stats.mutating == 0, f"{len(o.changes)} changes (converged)"))
         phase("teardown", runner.teardown,
@@ -81,3 +85,24 @@ def run_demo(env: str = "demo", *, log_format: str = "console", log_level: str =
     ok = all(r.ok for r in reports)
     echo("demo " + ("passed" if ok else "FAILED"))
     return reports
+
+
+def payments(runner: Runner, endpoint: str, reports: list[PhaseReport], echo: Callable[[str], None]) -> None:
+    """One payment through each region's API and its replay, as a client sends them."""
+    from drkit.sandbox.extensions import EXTENSION_MODULES
+
+    started = time.monotonic()
+    if "apigateway_serving" not in EXTENSION_MODULES:  # a sandbox that cannot run the API yet
+        reports.append(PhaseReport("payments", 0.0, 0, 0, "skipped: this sandbox does not serve REST APIs", True))
+        echo(f"  ok  {'payments':<22}   0.00s  skipped: this sandbox does not serve REST API stages")
+        return
+    outputs = flat_outputs(runner.config, runner.outputs())
+    results = [round_trip(endpoint, outputs, role, runner.config.region(role), runner.config.names.api_hostname)
+               for role in ("primary", "dr")]
+    ok = all(r[0] for r in results)
+    reports.append(PhaseReport("payments", time.monotonic() - started, 0, 0,
+                               f"{sum(r[0] for r in results)}/2 regions took a payment", ok))
+    echo(f"  {'ok ' if ok else 'BAD'} {'payments':<22} {time.monotonic() - started:6.2f}s  "
+         f"{sum(r[0] for r in results)}/2 regions took a payment and its replay")
+    for _, line in results:
+        echo(f"       {line}")

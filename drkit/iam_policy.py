@@ -146,6 +146,70 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("iam", "put_role_policy"): ("iam:PutRolePolicy",),
     ("iam", "delete_role_policy"): ("iam:DeleteRolePolicy",),
     ("iam", "delete_role"): ("iam:DeleteRole",),
+    # CloudWatch Logs (steps/lambda_function.py): the functions' log groups
+    ("logs", "describe_log_groups"): ("logs:DescribeLogGroups",),
+    ("logs", "list_tags_for_resource"): ("logs:ListTagsForResource",),
+    ("logs", "create_log_group"): ("logs:CreateLogGroup", "logs:TagResource"),
+    ("logs", "tag_resource"): ("logs:TagResource",),
+    ("logs", "put_retention_policy"): ("logs:PutRetentionPolicy",),
+    ("logs", "delete_log_group"): ("logs:DeleteLogGroup",),
+    # Lambda (steps/lambda_function.py, steps/rest_api.py). Creating or reconfiguring a function
+    # passes its execution role to Lambda.
+    ("lambda", "get_function"): ("lambda:GetFunction",),
+    ("lambda", "get_function_configuration"): ("lambda:GetFunctionConfiguration",),
+    ("lambda", "create_function"): ("lambda:CreateFunction", "lambda:TagResource", "iam:PassRole"),
+    ("lambda", "tag_resource"): ("lambda:TagResource",),
+    ("lambda", "update_function_code"): ("lambda:UpdateFunctionCode",),
+    ("lambda", "update_function_configuration"): ("lambda:UpdateFunctionConfiguration", "iam:PassRole"),
+    ("lambda", "delete_function"): ("lambda:DeleteFunction",),
+    ("lambda", "get_policy"): ("lambda:GetPolicy",),
+    ("lambda", "add_permission"): ("lambda:AddPermission",),
+    ("lambda", "remove_permission"): ("lambda:RemovePermission",),
+    # API Gateway (steps/rest_api.py, steps/custom_domain.py): actions are HTTP verbs on paths.
+    # https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-iam-policy-resource-format-for-managing-api.html
+    ("apigateway", "get_rest_apis"): ("apigateway:GET",),
+    ("apigateway", "get_rest_api"): ("apigateway:GET",),
+    ("apigateway", "get_resources"): ("apigateway:GET",),
+    ("apigateway", "get_method"): ("apigateway:GET",),
+    ("apigateway", "get_stage"): ("apigateway:GET",),
+    ("apigateway", "get_deployment"): ("apigateway:GET",),
+    ("apigateway", "get_deployments"): ("apigateway:GET",),
+    ("apigateway", "get_domain_name"): ("apigateway:GET",),
+    ("apigateway", "get_base_path_mappings"): ("apigateway:GET",),
+    ("apigateway", "get_base_path_mapping"): ("apigateway:GET",),
+    ("apigateway", "create_rest_api"): ("apigateway:POST", "apigateway:PUT"),
+    ("apigateway", "create_resource"): ("apigateway:POST",),
+    ("apigateway", "put_method"): ("apigateway:PUT",),
+    ("apigateway", "put_integration"): ("apigateway:PUT",),
+    ("apigateway", "delete_method"): ("apigateway:DELETE",),
+    ("apigateway", "delete_resource"): ("apigateway:DELETE",),
+    ("apigateway", "create_deployment"): ("apigateway:POST",),
+    ("apigateway", "create_stage"): ("apigateway:POST", "apigateway:PUT"),
+    ("apigateway", "update_stage"): ("apigateway:PATCH",),
+    ("apigateway", "tag_resource"): ("apigateway:PUT",),
+    ("apigateway", "delete_rest_api"): ("apigateway:DELETE",),
+    ("apigateway", "create_domain_name"): ("apigateway:POST", "apigateway:PUT"),
+    ("apigateway", "update_domain_name"): ("apigateway:PATCH",),
+    ("apigateway", "delete_domain_name"): ("apigateway:DELETE",),
+    ("apigateway", "create_base_path_mapping"): ("apigateway:POST",),
+    ("apigateway", "update_base_path_mapping"): ("apigateway:PATCH",),
+    ("apigateway", "delete_base_path_mapping"): ("apigateway:DELETE",),
+    # ACM (steps/certificate.py)
+    ("acm", "list_certificates"): ("acm:ListCertificates",),
+    ("acm", "list_tags_for_certificate"): ("acm:ListTagsForCertificate",),
+    ("acm", "describe_certificate"): ("acm:DescribeCertificate",),
+    ("acm", "request_certificate"): ("acm:RequestCertificate", "acm:AddTagsToCertificate"),
+    ("acm", "add_tags_to_certificate"): ("acm:AddTagsToCertificate",),
+    ("acm", "delete_certificate"): ("acm:DeleteCertificate",),
+    # Route 53 (steps/dns_zone.py, steps/certificate.py)
+    ("route53", "list_hosted_zones_by_name"): ("route53:ListHostedZonesByName",),
+    ("route53", "get_hosted_zone"): ("route53:GetHostedZone",),
+    ("route53", "list_tags_for_resource"): ("route53:ListTagsForResource",),
+    ("route53", "create_hosted_zone"): ("route53:CreateHostedZone",),
+    ("route53", "change_tags_for_resource"): ("route53:ChangeTagsForResource",),
+    ("route53", "list_resource_record_sets"): ("route53:ListResourceRecordSets",),
+    ("route53", "change_resource_record_sets"): ("route53:ChangeResourceRecordSets",),
+    ("route53", "delete_hosted_zone"): ("route53:DeleteHostedZone",),
 }
 
 # Actions AWS authorizes on no resource type: the Resource element must be "*".
@@ -156,6 +220,7 @@ NEEDS_STAR_RESOURCE = frozenset({
     "rds:DescribeOrderableDBInstanceOptions",
     "kms:ListAliases",
     "cloudwatch:GetMetricStatistics",
+    "acm:ListCertificates", "route53:ListHostedZonesByName", "route53:CreateHostedZone",
 })
 
 # EC2 resources have no name known in advance: creates are allowed when they carry drkit's tags,
@@ -240,8 +305,36 @@ def policy(config: Config, account_id: str = "*", *, dr_kms_key: str = "alias/aw
         _allow("ReplicationRole", sorted(a for a in _actions("iam") if a not in _IAM_SPECIAL), [role_arn]),
         _allow("PassReplicationRoleToS3", ["iam:PassRole"], [role_arn],
                {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}),
+        *_compute_statements(config, p, acct),
     ]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _compute_statements(config: Config, p: str, acct: str) -> list[dict[str, Any]]:
+    """The payment Lambdas, their log groups and roles, the REST APIs and custom domains, the
+    certificates and the hosted zone, each on drkit's names (ids AWS picks: in drkit's regions)."""
+    names, roles = config.names, ("primary", "dr")
+    lambda_roles = [f"arn:{p}:iam::{acct}:role/{names.lambda_role(role)}" for role in roles]
+    log_groups = [f"arn:{p}:logs:{config.region(role)}:{acct}:log-group:{names.lambda_log_group(role)}{suffix}"
+                  for role in roles for suffix in ("", ":*")]
+    functions = [f"arn:{p}:lambda:{config.region(role)}:{acct}:function:{names.lambda_function(role)}" for role in roles]
+    regions = [config.region(role) for role in roles]
+    gateway = [f"arn:{p}:apigateway:{r}::{path}" for r in regions
+               for path in ("/restapis", "/restapis/*", "/domainnames", "/domainnames/*", "/tags/*")]
+    lambda_actions = sorted(a for a in _actions("lambda"))
+    return [
+        _allow("LambdaLogGroups", sorted(_actions("logs") - {"logs:DescribeLogGroups"}), log_groups),
+        _allow("DescribeLogGroups", ["logs:DescribeLogGroups"],
+               [f"arn:{p}:logs:{r}:{acct}:log-group:*" for r in regions]),
+        _allow("LambdaExecutionRoles", sorted(a for a in _actions("iam") if a not in _IAM_SPECIAL), lambda_roles),
+        _allow("PassExecutionRolesToLambda", ["iam:PassRole"], lambda_roles,
+               {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}),
+        _allow("PaymentFunctions", lambda_actions, functions),
+        _allow("RestApisAndDomains", sorted(_actions("apigateway")), gateway),
+        _allow("Certificates", sorted(_actions("acm") - NEEDS_STAR_RESOURCE),
+               [f"arn:{p}:acm:{r}:{acct}:certificate/*" for r in regions]),
+        _allow("HostedZone", sorted(_actions("route53") - NEEDS_STAR_RESOURCE), [f"arn:{p}:route53:::hostedzone/*"]),
+    ]
 
 
 # Object-level S3 actions (resource bucket/key): deleting versions while emptying a bucket.

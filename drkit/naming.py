@@ -20,6 +20,7 @@ class Names:
     """The names of one environment's resources."""
 
     env: str
+    domain: str = "example.com"  # drkit.toml `domain`: the public zone is payments-<env>.<domain>
 
     def vpc(self, role: str) -> str:
         return f"vpc-{role}-{self.env}"
@@ -73,7 +74,15 @@ class Names:
 
     @property
     def hosted_zone(self) -> str:
-        return f"payments-{self.env}.example.com"
+        return f"payments-{self.env}.{self.domain}"
+
+    @property
+    def api_hostname(self) -> str:
+        """The one public hostname of the payment API (a custom domain in each region)."""
+        return f"api.{self.hosted_zone}"
+
+    def lambda_log_group(self, role: str) -> str:
+        return f"/aws/lambda/{self.lambda_function(role)}"
 
     def derived(self) -> list[tuple[str, str]]:
         """(kind, name) for every name drkit derives, checked by `naming_problems`."""
@@ -250,12 +259,12 @@ NAME_RULES: dict[str, tuple[str, Callable[[str], str | None]]] = {
 }
 
 
-def naming_problems(env: str) -> list[str]:
-    """Why `env` would make a derived name invalid, one sentence per broken name."""
+def naming_problems(env: str, domain: str = "example.com") -> list[str]:
+    """Why `env` (with `domain`) would make a derived name invalid, one sentence per broken name."""
     if not env:
         return ["the environment suffix must not be empty"]
     problems = []
-    for kind, name in Names(env).derived():
+    for kind, name in Names(env, domain).derived():
         label, rule = NAME_RULES[kind]
         reason = rule(name)
         if reason:

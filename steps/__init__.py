@@ -4,7 +4,10 @@ A newcomer looking for the step that owns a resource: `steps/vpc.py` has `Ensure
 subnets, gateways, routing), `steps/security_groups.py` the Aurora and Lambda security groups,
 `steps/secrets.py` the database master secret, `steps/aurora.py` the Aurora global database
 (`EnsureGlobalCluster`, `EnsureReplica`), `steps/dynamodb.py` the DynamoDB global table and
-`steps/s3.py` the buckets and their replication. `all_steps()` is the pipeline; the engine
+`steps/s3.py` the buckets and their replication, `steps/lambda_function.py` the payment Lambda
+(`EnsureFunction`, with its log group and role), `steps/rest_api.py` its REST API,
+`steps/dns_zone.py` the public hosted zone, `steps/certificate.py` each region's ACM certificate
+and `steps/custom_domain.py` each region's API custom domain. `all_steps()` is the pipeline; the engine
 orders and parallelises it by each step's `depends_on()`, so a new family appends its steps here
 and needs no engine change.
 """
@@ -13,7 +16,12 @@ from __future__ import annotations
 
 from drkit.step import Step
 from steps.aurora import EnsureGlobalCluster, EnsureReplica
+from steps.certificate import EnsureCertificate
+from steps.custom_domain import EnsureCustomDomain
+from steps.dns_zone import EnsureHostedZone
 from steps.dynamodb import EnsureGlobalTable
+from steps.lambda_function import EnsureFunction
+from steps.rest_api import EnsureRestApi
 from steps.s3 import EnsureBucket, EnsureBucketReplication, EnsureReplicationRole
 from steps.secrets import EnsureDbSecret
 from steps.security_groups import EnsureSecurityGroups
@@ -34,4 +42,13 @@ def all_steps() -> list[Step]:
         EnsureBucket("dr"),
         EnsureReplicationRole("global"),
         EnsureBucketReplication("global"),
+        EnsureFunction("primary"),
+        EnsureFunction("dr"),
+        EnsureRestApi("primary"),
+        EnsureRestApi("dr"),
+        EnsureHostedZone("global"),
+        EnsureCertificate("primary"),
+        EnsureCertificate("dr"),
+        EnsureCustomDomain("primary"),
+        EnsureCustomDomain("dr"),
     ]

@@ -53,6 +53,23 @@ PROVISION = {
     ("iam", "CreateRole"): "ensure_replication_role",
     ("iam", "PutRolePolicy"): "ensure_replication_role",
     ("s3", "PutBucketReplication"): "ensure_bucket_replication",
+    ("logs", "CreateLogGroup"): "ensure_function",
+    ("logs", "PutRetentionPolicy"): "ensure_function",
+    ("lambda", "CreateFunction"): "ensure_function",
+    ("apigateway", "CreateRestApi"): "ensure_rest_api",
+    ("apigateway", "CreateResource"): "ensure_rest_api",
+    ("apigateway", "PutMethod"): "ensure_rest_api",
+    ("apigateway", "PutIntegration"): "ensure_rest_api",
+    ("apigateway", "CreateDeployment"): "ensure_rest_api",
+    ("apigateway", "CreateStage"): "ensure_rest_api",
+    ("apigateway", "UpdateStage"): "ensure_rest_api",
+    ("lambda", "AddPermission"): "ensure_rest_api",
+    ("route53", "CreateHostedZone"): "ensure_hosted_zone",
+    ("route53", "ChangeTagsForResource"): "ensure_hosted_zone",
+    ("acm", "RequestCertificate"): "ensure_certificate",
+    ("route53", "ChangeResourceRecordSets"): "ensure_certificate",
+    ("apigateway", "CreateDomainName"): "ensure_custom_domain",
+    ("apigateway", "CreateBasePathMapping"): "ensure_custom_domain",
 }
 TEARDOWN = {
     ("ec2", "DeleteVpc"): "ensure_vpc",
@@ -77,6 +94,15 @@ TEARDOWN = {
     ("s3", "DeleteBucket"): "ensure_bucket",
     ("iam", "DeleteRolePolicy"): "ensure_replication_role",
     ("iam", "DeleteRole"): "ensure_replication_role",
+    ("lambda", "DeleteFunction"): "ensure_function",
+    ("logs", "DeleteLogGroup"): "ensure_function",
+    ("lambda", "RemovePermission"): "ensure_rest_api",
+    ("apigateway", "DeleteRestApi"): "ensure_rest_api",
+    ("apigateway", "DeleteBasePathMapping"): "ensure_custom_domain",
+    ("apigateway", "DeleteDomainName"): "ensure_custom_domain",
+    ("acm", "DeleteCertificate"): "ensure_certificate",
+    ("route53", "ChangeResourceRecordSets"): "ensure_certificate",
+    ("route53", "DeleteHostedZone"): "ensure_hosted_zone",
 }
 
 
@@ -126,8 +152,20 @@ def inventory(env: str) -> Counter:
         found[("secret", region)] += len([s for s in boto3.client("secretsmanager", region_name=region)
                                           .list_secrets(IncludePlannedDeletion=True)["SecretList"]
                                           if f"/{env}/" in s["Name"]])
+        found[("function", region)] += len([f for f in boto3.client("lambda", region_name=region).list_functions()
+                                            ["Functions"] if f["FunctionName"].endswith(env)])
+        found[("log_group", region)] += len([g for g in boto3.client("logs", region_name=region).describe_log_groups(
+            logGroupNamePrefix="/aws/lambda/")["logGroups"] if g["logGroupName"].endswith(env)])
+        gateway = boto3.client("apigateway", region_name=region)
+        found[("rest_api", region)] += len([a for a in gateway.get_rest_apis()["items"] if a["name"].endswith(env)])
+        found[("domain_name", region)] += len([d for d in gateway.get_domain_names()["items"]
+                                               if f"payments-{env}." in d["domainName"]])
+        found[("certificate", region)] += len([c for c in boto3.client("acm", region_name=region).list_certificates()
+                                               ["CertificateSummaryList"] if f"payments-{env}." in c["DomainName"]])
     found[("bucket", "any")] += len([b for b in boto3.client("s3").list_buckets()["Buckets"]
                                      if b["Name"].endswith(env)])
+    found[("hosted_zone", "any")] += len([z for z in boto3.client("route53").list_hosted_zones()["HostedZones"]
+                                          if z["Name"].startswith(f"payments-{env}.")])
     found[("role", "any")] += len([r for r in boto3.client("iam").list_roles()["Roles"]
                                    if r["RoleName"].endswith(env)])
     return +found  # drop zero counts

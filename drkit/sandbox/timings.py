@@ -34,6 +34,13 @@ class SandboxTimings:
     dynamodb_replica_deleting: float = 0.5
     s3_replication: float = 0.2
     dynamodb_replication: float = 0.2
+    # Lambda's hyperplane ENIs stay this long after their function is deleted (AWS: 20-40 min).
+    lambda_eni_linger: float = 1.0
+    # An ACM certificate is ISSUED this long after its DNS validation record is in its zone.
+    acm_validation: float = 0.5
+    # Whether the sandbox's hosted zones count as delegated from their parent domain: with 0,
+    # a validation record is never seen by ACM, as with a zone nobody delegated to on AWS.
+    acm_zones_delegated: bool = True
     aurora_replication_lag_ms: float = 120.0  # the lag CloudWatch reports for a secondary cluster
     # The HTTP server stands in for AWS's HTTPS endpoints: its loopback requests count as TLS
     # (aws:SecureTransport true), so a TLS-only bucket policy treats drkit as AWS would.

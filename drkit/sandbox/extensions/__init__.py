@@ -30,6 +30,8 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "lambda_invoke",
     "apigateway_serving",
     "kms_managed_aliases",
+    "lambda_vpc_enis",
+    "acm_validation",
 )
 
 _install_lock = threading.Lock()
