@@ -134,9 +134,18 @@ class Runner:
         return load_state(self.config, persist=False, storage=self.storage).all_outputs()
 
     # Mutating ------------------------------------------------------------------------------
+    def _reconcile(self) -> None:
+        """Copy home what was journaled while an S3 state's home region was down (drkit.storage.s3)."""
+        reconcile = getattr(self.storage, "reconcile", None)
+        if reconcile is not None:
+            copied = reconcile()
+            if copied:
+                self.log.info("state.reconciled", records=len(copied))
+
     def provision(self, step_names: Sequence[str] | None = None, *, confirm: Confirm = lambda _: True) -> Outcome:
         self.storage.require_writable("provision")
         with self.storage.lock("provision"):
+            self._reconcile()
             state = load_state(self.config, storage=self.storage)
             steps = self.pipeline.select(step_names)
             assessments: dict[str, Assessment] = {}
@@ -165,6 +174,7 @@ class Runner:
     def teardown(self, step_names: Sequence[str] | None = None, *, confirm: Confirm = lambda _: True) -> Outcome:
         self.storage.require_writable("teardown")
         with self.storage.lock("teardown"):
+            self._reconcile()
             state = load_state(self.config, storage=self.storage)
             steps = self.pipeline.select(step_names)
             planned = self._run(steps, state, lambda s, ctx: s.plan_teardown(ctx), keep_going=True, reverse=True)

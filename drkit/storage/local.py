@@ -214,10 +214,13 @@ class LocalStorage(Storage):
         return [json.loads(line) for line in lines if line.strip()]
 
     def streams(self, under: str) -> list[str]:
-        root = self._stream_path(under).with_suffix("")
-        if not root.is_dir():
+        check_stream_name(under)
+        kind, _, rest = under.partition("/")
+        root = self.path.with_name(f"{self._stem}.{kind}")
+        base = root / rest if rest else root
+        if not base.is_dir():
             return []
-        return sorted(f"{under}/{p.relative_to(root).with_suffix('')}" for p in root.rglob("*.jsonl"))
+        return sorted(f"{kind}/{p.relative_to(root).with_suffix('')}" for p in base.rglob("*.jsonl"))
 
     def write_report(self, name: str, text: str) -> str:
         check_stream_name(name)
