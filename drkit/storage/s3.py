@@ -214,24 +214,27 @@ class S3Storage(Storage):
             while True:
                 name = f"{stream}/{seq:06d}.json"
                 seq += 1
-                if self._append(name, text):
+                where = self._append(name, text)
+                if where is not None:
                     self._sequences[stream] = seq
-                    return f"s3://{self.location.bucket}/{self.location.key(name)}"
+                    return where
 
-    def _append(self, name: str, text: str) -> bool:
-        """Create `name` (False if it exists). In degraded mode: in the replica and a local file."""
+    def _append(self, name: str, text: str) -> str | None:
+        """Create `name`; where it went, or None if it exists already. In degraded mode it goes to
+        the replica and to a local file."""
         if not self._home_down:
             try:
                 etag = self.put_home(name, text, if_none_match=True)
-                return etag is not None or self._written_by_us(name, text) is not None
+                if etag is None and self._written_by_us(name, text) is None:
+                    return None
+                return f"s3://{self.location.bucket}/{self.location.key(name)}"
             except DegradedModeError:
                 pass
             except DrkitError as exc:  # an audit record must not be lost: keep it locally
                 self.warn(f"drkit: warning: could not write {name} to {self.name} ({exc.one_line()}); kept in "
                           f"{self.cache_dir / 'pending'} for `drkit state reconcile`")
-                self._keep_locally(name, text)
-                return True
-        self._keep_locally(name, text)
+                return self._keep_locally(name, text)
+        local = self._keep_locally(name, text)
         for key, body in ((name, text), (f"{RECONCILE}/{name}", "")):  # the record, and a marker to copy it home
             try:
                 self._replica("put_object", Key=self.location.key(key), Body=body.encode("utf-8"), IfNoneMatch="*",
@@ -240,12 +243,14 @@ class S3Storage(Storage):
             except AwsCallError as exc:
                 if exc.code != PRECONDITION_FAILED:
                     raise
-        return True
+        return f"s3://{self.location.replica}/{self.location.key(name)} and {local}"
 
-    def _keep_locally(self, name: str, text: str) -> None:
+    def _keep_locally(self, name: str, text: str) -> str:
         from drkit.storage.local import write_atomically
 
-        write_atomically(self.cache_dir / "pending" / self.location.key(name), text)
+        path = self.cache_dir / "pending" / self.location.key(name)
+        write_atomically(path, text)
+        return str(path)
 
     def _keys(self, prefix: str, *, replica: bool = False) -> list[str]:
         """Keys (relative to the state prefix) under `prefix`, from home or (degraded) the replica."""
@@ -280,9 +285,10 @@ class S3Storage(Storage):
 
     def write_report(self, name: str, text: str) -> str:
         check_stream_name(name)
-        if not self._append(f"reports/{name}", text):
+        where = self._append(f"reports/{name}", text)
+        if where is None:
             raise DrkitError(f"report {name} already exists in {self.name}")
-        return f"s3://{self.location.bucket}/{self.location.key('reports/' + name)}"
+        return where
 
     def read_report(self, name: str) -> str | None:
         check_stream_name(name)
@@ -313,6 +319,9 @@ class S3Storage(Storage):
         except DrkitError as exc:
             self.warn(f"drkit: warning: the replica's records could not be copied home yet: {exc.one_line()}")
         _remove_empty_dirs(pending)
+        for directory in (self.cache_dir, *self.cache_dir.parents[:-1]):  # up to `.drkit`, never `.`
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
         return sorted(set(copied))
 
 
