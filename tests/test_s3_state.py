@@ -190,6 +190,21 @@ def test_a_run_whose_lock_was_broken_stops_before_writing_and_leaves_the_new_loc
     taker.release()
 
 
+def test_release_never_deletes_a_lock_that_changed_hands(moto, clock, in_tmp):
+    make_buckets(clock)
+    config = build_config({"env": "test", "state": f"s3://{HOME}/prod"}, environ={})
+    first = open_storage(config).lock("provision")
+    first.acquire()
+    breaker = open_storage(config).lock("state unlock")
+    breaker.break_lock(breaker.holder())
+    second = open_storage(config).lock("teardown")
+    second.acquire()
+    first.release()  # before its lease renewal noticed anything: the conditional delete refuses
+    assert latest(HOME, "prod/state.lock")["command"] == "teardown"
+    second.release()
+    assert latest(HOME, "prod/state.lock") is None
+
+
 # Migrate ---------------------------------------------------------------------------------------
 def test_migrate_moves_a_local_state_to_s3_and_back(moto, clock, make_runner, in_tmp):
     make_buckets(clock)
