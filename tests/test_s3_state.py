@@ -276,3 +276,9 @@ def test_with_the_home_region_down_reads_come_from_the_replica_and_changes_are_r
     assert not (in_tmp / ".drkit").exists()
     assert "Contents" not in s3(DR).list_objects_v2(Bucket=REPLICA, Prefix="prod/reconcile/")
     assert cli("provision", "--yes", "--step", "ensure_vpc", "--state", url).exit_code == 0  # home is back
+
+
+def test_a_state_bucket_that_does_not_exist_is_one_line_exit_2_and_nothing_changes(moto, clock, in_tmp):
+    result = cli("provision", "--yes", "--state", "s3://no-such-state-bucket/prod")
+    assert result.exit_code == 2 and "does not exist" in result.stderr and "drkit state init" in result.stderr
+    assert boto3.client("ec2", region_name=PRIMARY).describe_vpcs(Filters=owned_filters("test"))["Vpcs"] == []

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from drkit.aws import AwsGateway
 from drkit.errors import (
     AwsCallError, DegradedModeError, DrkitError, EndpointUnreachableError, StateConflictError, StateLockLostError,
+    UserInputError,
 )
 from drkit.retries import busy
 from drkit.storage.base import Storage, check_stream_name
@@ -72,6 +73,7 @@ class S3Storage(Storage):
         self.held_lock: Any = None  # the S3Lock this process holds, if any
         self._etag: str | None = None  # of the state object as last read or written here
         self._home_down = False
+        self._home_exists: bool | None = None  # learnt from HeadBucket by require_writable
         self._sequences: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -81,7 +83,16 @@ class S3Storage(Storage):
         return self._home_down
 
     def require_writable(self, command: str) -> None:
-        if self._home_down or not self._home_reachable():
+        """Refuse in degraded mode, or when the home bucket does not exist (a typo, or no
+        `drkit state init` yet): S3 would answer NoSuchBucket, which drkit's gateway treats as
+        "not visible yet" after a create and retries for minutes."""
+        if not self._home_down and self._home_exists is False:  # known after _home_reachable
+            raise UserInputError(
+                f"the state bucket {self.location.bucket} does not exist (in {self.location.region}); "
+                f"`drkit {command}` changed nothing",
+                hint=f"create it with `drkit state init {self.location.url}`, or fix --state",
+            )
+        if self._home_down or not self._home_reachable(command):
             raise DegradedModeError(
                 f"`drkit {command}` refused: the state bucket {self.location.bucket} in {self.location.region} "
                 f"cannot be reached, and only its replica {self.location.replica} in "
@@ -90,12 +101,14 @@ class S3Storage(Storage):
                      "home region is back (then run `drkit state reconcile`)",
             )
 
-    def _home_reachable(self) -> bool:
+    def _home_reachable(self, command: str) -> bool:
         try:
-            self._home("head_bucket", missing_ok=True)
-            return True
+            self._home_exists = self._home("head_bucket", missing_ok=True) is not None
         except HomeUnreachable:
             return False
+        if not self._home_exists:
+            self.require_writable(command)  # raises: no bucket
+        return True
 
     def _home(self, operation: str, **params: Any) -> Any:
         """A call on the home bucket; an unreachable region switches this storage to degraded mode."""
