@@ -40,8 +40,8 @@ PRECONDITION_FAILED = "PreconditionFailed"
 UNREACHABLE_CODES = frozenset({"InternalError", "ServiceUnavailable", "500", "502", "503", "504"})
 
 
-class HomeUnreachable(Exception):
-    """The home bucket's region did not answer (internal: switches to the replica)."""
+class HomeUnreachable(DrkitError):
+    """The home bucket's region did not answer: callers switch to the replica where they can."""
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -97,8 +97,8 @@ class S3Storage(Storage):
                 f"`drkit {command}` refused: the state bucket {self.location.bucket} in {self.location.region} "
                 f"cannot be reached, and only its replica {self.location.replica} in "
                 f"{self.location.replica_region} can be read (degraded mode)",
-                hint="status, verify and the failover runbook work now; provision and teardown once the "
-                     "home region is back (then run `drkit state reconcile`)",
+                hint="state show, outputs and verify work now (from the replica); provision and teardown once "
+                     "the home region is back (then run `drkit state reconcile`)",
             )
 
     def _home_reachable(self, command: str) -> bool:
@@ -122,7 +122,8 @@ class S3Storage(Storage):
                 self.warn(f"drkit: warning: the state bucket's region {self.location.region} cannot be reached "
                           f"({exc.one_line()}); reading the replica s3://{self.location.replica}/{self.location.prefix} "
                           f"in {self.location.replica_region} (degraded mode: read-only, as fresh as replication made it)")
-            raise HomeUnreachable() from exc
+            raise HomeUnreachable(f"the state bucket {self.location.bucket} in {self.location.region} cannot be "
+                                  f"reached: {exc.one_line()}") from exc
 
     def _replica(self, operation: str, **params: Any) -> Any:
         try:
@@ -133,7 +134,7 @@ class S3Storage(Storage):
             raise DrkitError(
                 f"neither the state bucket {self.location.bucket} ({self.location.region}) nor its replica "
                 f"{self.location.replica} ({self.location.replica_region}) can be reached: {exc.one_line()}",
-                hint="the failover runbook can run from tags alone with --no-state",
+                hint="reads need one of the two buckets; drkit's resources themselves are found by their tags",
             ) from exc
 
     # Objects ---------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any
 
 from drkit.errors import AwsCallError, DrkitError, StateLockedError
 from drkit.storage.base import new_run_id
-from drkit.storage.s3 import LOCK_OBJECT, PRECONDITION_FAILED, HomeUnreachable, S3Storage
+from drkit.storage.s3 import LOCK_OBJECT, PRECONDITION_FAILED, S3Storage
 
 RENEWALS_PER_LEASE = 4
 
@@ -115,9 +115,9 @@ class S3Lock:
         if self.token is not None and not self.lost:
             try:
                 self._delete_own()
-            except (DrkitError, HomeUnreachable) as exc:
-                detail = exc.one_line() if isinstance(exc, DrkitError) else "its region cannot be reached"
-                self.storage.warn(f"drkit: warning: could not release the lock on {self.storage.name} ({detail}); "
+            except DrkitError as exc:  # HomeUnreachable included
+                self.storage.warn(f"drkit: warning: could not release the lock on {self.storage.name} "
+                                  f"({exc.one_line()}); "
                                   "its lease will run out: break it with `drkit state unlock`")
         if self.storage.held_lock is self:
             self.storage.held_lock = None
