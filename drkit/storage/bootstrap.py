@@ -63,7 +63,7 @@ class StateBucketConfig(Config):
 def state_bucket_config(config: Config, location: S3StateLocation) -> StateBucketConfig:
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(Config)}
     values.update(primary_region=location.region, dr_region=location.replica_region)
-    return StateBucketConfig(**values, bucket_names=StateBucketNames(config.env, location.bucket, location.replica))
+    return StateBucketConfig(**values, bucket_names=StateBucketNames(config.env, home=location.bucket, replica=location.replica))
 
 
 def state_bucket_steps() -> list:
