@@ -91,6 +91,14 @@ API_MEMBERS: tuple[ApiMember, ...] = (
               "subnets are tagged in their create call"),
     ApiMember("ec2", "CreateSecurityGroup", "input:TagSpecifications", "1.17.14",
               "security groups are tagged in their create call"),
+    # The state in S3 (drkit/storage/s3.py, drkit/storage/s3_lock.py)
+    ApiMember("s3", "PutObject", "input:IfNoneMatch", "1.35.2",
+              "the S3 lock and every journal record are created only if absent (changelog 1.35.2: conditional writes)"),
+    ApiMember("s3", "PutObject", "input:IfMatch", "1.35.69",
+              "every state write and lease renewal is a compare-and-swap on the ETag (changelog 1.35.69: "
+              "ETag based conditional writes)"),
+    ApiMember("s3", "DeleteObject", "input:IfMatch", "1.35.67",
+              "a run releases, and `state unlock` breaks, only the lock it saw"),
     # IAM (steps/s3.py)
     ApiMember("iam", "CreateRole", "input:Tags", "1.12.46", "the replication role is tagged in its create call"),
     ApiMember("iam", "GetRole", "output:Role.Tags", "1.12.46", "ownership of the role is read from its tags"),

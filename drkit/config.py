@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from drkit.errors import UserInputError
 from drkit.naming import ROLES, Names, naming_problems
+from drkit.storage.location import S3StateLocation, is_s3_url, parse_s3_url
 
 DEFAULT_ENV = "dev"
 DEFAULT_PRIMARY_REGION = "us-east-1"
@@ -64,6 +65,20 @@ class Config:
     networks: Mapping[str, NetworkPlan] = field(default_factory=lambda: dict(DEFAULT_NETWORKS))
     domain: str = DEFAULT_DOMAIN  # the public zone is payments-<env>.<domain>
     alerts_email: str | None = None  # drkit.toml: subscribed to each region's alerts topic
+    # `--state s3://...`: the state, lock, audit log and journals live in S3 (state_path is then
+    # only the local cache location, never the state itself).
+    state_url: str | None = None
+
+    @property
+    def state_location(self) -> S3StateLocation | None:
+        if self.state_url is None:
+            return None
+        return parse_s3_url(self.state_url, primary_region=self.primary_region, dr_region=self.dr_region)
+
+    @property
+    def state_name(self) -> str:
+        """Where the state is, as shown to the user."""
+        return self.state_url or str(self.state_path)
 
     def region(self, role: str) -> str:
         """The AWS region of a role ('primary' or 'dr'); 'global' resources live in primary."""
@@ -145,11 +160,19 @@ def build_config(
             public_subnet_cidr=str(table.get("public_subnet_cidr", base.public_subnet_cidr)),
             availability_zones=_zone_list(table.get("availability_zones", base.availability_zones), role),
         )
+    primary_region = str(pick("primary_region", default=DEFAULT_PRIMARY_REGION))
+    dr_region = str(pick("dr_region", default=DEFAULT_DR_REGION))
+    state_url = str(state) if is_s3_url(str(state) if state else None) else None
+    if state_url:
+        state_path = parse_s3_url(state_url, primary_region=primary_region, dr_region=dr_region).cache_dir() / "state.json"
+    else:
+        state_path = Path(state) if state else Path(".drkit") / f"{env}.state.json"
     config = Config(
         env=env,
-        primary_region=str(pick("primary_region", default=DEFAULT_PRIMARY_REGION)),
-        dr_region=str(pick("dr_region", default=DEFAULT_DR_REGION)),
-        state_path=Path(state) if state else Path(".drkit") / f"{env}.state.json",
+        primary_region=primary_region,
+        dr_region=dr_region,
+        state_path=state_path,
+        state_url=state_url,
         profile=pick("profile") or None,
         endpoint_url=overrides.get("endpoint_url") or environ.get("AWS_ENDPOINT_URL") or file_data.get("endpoint_url") or None,
         parallel=_positive_int(parallel, "--parallel"),
@@ -198,7 +221,8 @@ def validate(config: Config) -> None:
     for role, plan in config.networks.items():
         _validate_zones(plan.availability_zones, role, config.region(role))
     _validate_endpoint(config.endpoint_url)
-    check_state_path(config.state_path)
+    if config.state_url is None:
+        check_state_path(config.state_path)
 
 
 def _validate_endpoint(url: str | None) -> None:

@@ -18,8 +18,8 @@ from typing import Callable
 from drkit.aws import CallStats
 from drkit.config import build_config
 from drkit.demo_payments import round_trip
-from drkit.outputs import flat_outputs
 from drkit.logs import make_logger
+from drkit.outputs import flat_outputs
 from drkit.runner import Outcome, Runner
 from drkit.sandbox import SANDBOX_CREDENTIALS, SandboxServer
 from drkit.step import CREATE, DELETE, UPDATE

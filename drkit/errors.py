@@ -67,3 +67,15 @@ class InterruptedRun(DrkitError):
 
 class RefusedChangeError(DrkitError):
     """A difference drkit will not repair in place (it would need a replacement)."""
+
+
+class StateLockLostError(StateLockedError):
+    """This run's lock was broken (and maybe taken): it must not write the state again."""
+
+
+class StateConflictError(StateLockedError):
+    """A compare-and-swap write of the state failed: another run changed it since it was read."""
+
+
+class DegradedModeError(DrkitError):
+    """The state's home region is unreachable: only reads (from the replica) are possible."""

@@ -91,6 +91,9 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("rds", "modify_db_instance"): ("rds:ModifyDBInstance",),
     ("rds", "delete_db_instance"): ("rds:DeleteDBInstance",),
     ("kms", "describe_key"): ("kms:DescribeKey",),
+    # The DR key's alias is read with ListAliases (no side effect; authorized on "*" only).
+    # https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html
+    ("kms", "list_aliases"): ("kms:ListAliases",),
     ("cloudwatch", "get_metric_statistics"): ("cloudwatch:GetMetricStatistics",),
     # DynamoDB (steps/dynamodb.py). Adding a 2019.11.21 replica is UpdateTable in the source region
     # and CreateTable, CreateTableReplica and the item actions (the backfill) in the replica's;
@@ -258,6 +261,7 @@ NEEDS_STAR_RESOURCE = frozenset({
     "ec2:DescribeNatGateways", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups", "ec2:DescribeVpcAttribute",
     "ec2:DescribeAvailabilityZones", "ec2:DescribeNetworkInterfaces",
     "rds:DescribeOrderableDBInstanceOptions",
+    "kms:ListAliases",
     "cloudwatch:GetMetricStatistics",
     "acm:ListCertificates", "route53:ListHostedZonesByName", "route53:CreateHostedZone",
     "route53:ListHealthChecks", "route53:CreateHealthCheck", "route53:TestDNSAnswer", "cloudwatch:PutMetricData",

@@ -17,7 +17,9 @@ from drkit.clock import Clock, SystemClock
 from drkit.config import Config
 from drkit.logs import make_logger
 from drkit.pipeline import Pipeline, StepResult
-from drkit.state import State, StateLock, load_state
+from drkit.state import State, load_state
+from drkit.storage import new_run_id, open_storage
+from drkit.storage.local import audit_path as local_audit_path
 from drkit.step import DELETE, MUTATING_ACTIONS, WAIT, Assessment, Step, StepContext, refuse_replacements
 from drkit.waiters import WaitPolicy, Waiter
 
@@ -25,7 +27,8 @@ Confirm = Callable[[list[StepResult]], bool]
 
 
 def audit_path(config: Config):
-    return config.state_path.with_name(config.state_path.name.replace(".state.json", "") + ".audit.jsonl")
+    """The local audit file beside a local state file (an S3 state keeps it under its prefix)."""
+    return local_audit_path(config.state_path)
 
 
 @dataclass
@@ -103,13 +106,16 @@ class Runner:
         self.interrupt = threading.Event()
         self.clock = clock or SystemClock(self.interrupt)
         self.log = log or make_logger()
+        # One id per run: the S3 audit log and journals group their records by it.
+        self.run_id = new_run_id()
+        self.storage = open_storage(config, credentials=credentials, clock=self.clock, retry=retry)
         self.aws = aws or AwsGateway(
             profile=config.profile,
             endpoint_url=config.endpoint_url,
             credentials=credentials,
             clock=self.clock,
             retry=retry,
-            audit=AuditLog(audit_path(config)),
+            audit=self.storage.audit_log(self.run_id) if config.state_location else AuditLog(audit_path(config)),
             log=self.log,
             interrupt=self.interrupt,
         )
@@ -147,13 +153,13 @@ class Runner:
 
     # Read-only -----------------------------------------------------------------------------
     def plan(self, step_names: Sequence[str] | None = None) -> Outcome:
-        state = load_state(self.config, persist=False)
+        state = load_state(self.config, persist=False, storage=self.storage)
         steps = self.pipeline.select(step_names)
         return Outcome(self._run(steps, state, lambda s, ctx: s.plan(ctx), keep_going=True))
 
     def verify(self, step_names: Sequence[str] | None = None, *, deep: bool = False) -> Outcome:
         """Findings per step; with `deep`, also each clean step's canary probes (in .detail)."""
-        state = load_state(self.config, persist=False)
+        state = load_state(self.config, persist=False, storage=self.storage)
         steps = self.pipeline.select(step_names)
 
         def one(step: Step) -> StepResult:
@@ -166,17 +172,27 @@ class Runner:
                                          on_interrupt=self.interrupt.set))
 
     def plan_teardown(self, step_names: Sequence[str] | None = None) -> Outcome:
-        state = load_state(self.config, persist=False)
+        state = load_state(self.config, persist=False, storage=self.storage)
         steps = self.pipeline.select(step_names)
         return Outcome(self._run(steps, state, lambda s, ctx: s.plan_teardown(ctx), keep_going=True, reverse=True))
 
     def outputs(self) -> dict[str, Any]:
-        return load_state(self.config, persist=False).all_outputs()
+        return load_state(self.config, persist=False, storage=self.storage).all_outputs()
 
     # Mutating ------------------------------------------------------------------------------
+    def _reconcile(self) -> None:
+        """Copy home what was journaled while an S3 state's home region was down (drkit.storage.s3)."""
+        reconcile = getattr(self.storage, "reconcile", None)
+        if reconcile is not None:
+            copied = reconcile()
+            if copied:
+                self.log.info("state.reconciled", records=len(copied))
+
     def provision(self, step_names: Sequence[str] | None = None, *, confirm: Confirm = lambda _: True) -> Outcome:
-        with StateLock(self.config.state_path, "provision"):
-            state = load_state(self.config)
+        self.storage.require_writable("provision")
+        with self.storage.lock("provision"):
+            self._reconcile()
+            state = load_state(self.config, storage=self.storage)
             steps = self.pipeline.select(step_names)
             assessments: dict[str, Assessment] = {}
 
@@ -202,8 +218,10 @@ class Runner:
             return Outcome(applied, applied=bool(needs_work))
 
     def teardown(self, step_names: Sequence[str] | None = None, *, confirm: Confirm = lambda _: True) -> Outcome:
-        with StateLock(self.config.state_path, "teardown"):
-            state = load_state(self.config)
+        self.storage.require_writable("teardown")
+        with self.storage.lock("teardown"):
+            self._reconcile()
+            state = load_state(self.config, storage=self.storage)
             steps = self.pipeline.select(step_names)
             planned = self._run(steps, state, lambda s, ctx: s.plan_teardown(ctx), keep_going=True, reverse=True)
             outcome = Outcome(planned)

@@ -1,25 +1,25 @@
-"""The state file: what drkit created, written atomically after every resource, and its lock.
+"""The state: what drkit created, saved after every resource, and how it is loaded and checked.
 
-The state is versioned JSON. Each write goes to a temporary file in the same directory, is
-fsynced and renamed over the old file, so a run killed at any instant leaves either the old or
-the new state, never a torn one. The state is a cache of what exists, not the only record:
-every step also finds its resources by tags, so a lost state file never means duplicates.
+The state is versioned JSON, kept by a storage (drkit.storage): a local file, written to a
+temporary file, fsynced and renamed over the old one, so a run killed at any instant leaves
+either the old or the new state, never a torn one; or an S3 object, replaced by a
+compare-and-swap write. The state is a cache of what exists, not the only record: every step
+also finds its resources by tags, so a lost state never means duplicates.
+
+The local lock and the atomic write live in drkit.storage.local; they are importable from here.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import socket
-import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from drkit.config import Config
-from drkit.errors import StateLockedError, UserInputError
+from drkit.errors import UserInputError
+from drkit.storage.base import Storage
+from drkit.storage.local import LocalStorage, StateLock, write_atomically  # noqa: F401  (re-exported)
 
 STATE_VERSION = 1
 
@@ -27,14 +27,16 @@ STATE_VERSION = 1
 class State:
     """The in-memory state, saved to disk on every change. Safe to share between step threads."""
 
-    def __init__(self, path: Path, data: dict[str, Any], *, persist: bool = True) -> None:
+    def __init__(self, path: Path, data: dict[str, Any], *, persist: bool = True,
+                 storage: Storage | None = None) -> None:
         self.path = path
         self._data = data
         self._persist = persist
+        self._storage = storage  # None: the local file at `path`
         self._lock = threading.RLock()
 
     @classmethod
-    def new(cls, path: Path, config: Config, *, persist: bool = True) -> "State":
+    def new(cls, path: Path, config: Config, *, persist: bool = True, storage: Storage | None = None) -> "State":
         data = {
             "version": STATE_VERSION,
             "env": config.env,
@@ -42,7 +44,7 @@ class State:
             "dr_region": config.dr_region,
             "steps": {},
         }
-        return cls(path, data, persist=persist)
+        return cls(path, data, persist=persist, storage=storage)
 
     # Reading -------------------------------------------------------------------------------
     def resource(self, step: str, key: str) -> dict[str, Any] | None:
@@ -104,41 +106,45 @@ class State:
     def _step(self, step: str) -> dict[str, Any]:
         return self._data["steps"].setdefault(step, {})
 
+    def text(self) -> str:
+        with self._lock:
+            return json.dumps(self._data, indent=2, sort_keys=True) + "\n"
+
     def _save(self) -> None:
-        if self._persist:
-            write_atomically(self.path, json.dumps(self._data, indent=2, sort_keys=True) + "\n")
+        if not self._persist:
+            return
+        if self._storage is None:
+            write_atomically(self.path, self.text())
+        else:
+            self._storage.write_state(self.text())
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """temp file in the same directory, fsync, rename, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def load_state(config: Config, *, persist: bool = True, storage: Storage | None = None) -> State:
+    """Load the state for `config` (from `storage`, or the one `config` names), or start a new
+    one; refuse a corrupt or foreign state."""
+    if storage is None and config.state_location is not None:
+        from drkit.storage import open_storage
+
+        storage = open_storage(config)
+    if storage is None or isinstance(storage, LocalStorage):
+        path = config.state_path
+        if not path.exists():
+            return State.new(path, config, persist=persist, storage=storage)
+        text: str | bytes = path.read_bytes()
+    else:
+        path = storage.name  # type: ignore[assignment]  (shown in messages)
+        found = storage.read_state()
+        if found is None:
+            return State.new(config.state_path, config, persist=persist, storage=storage)
+        text = found
+    return parse_state(text, path, config, persist=persist, storage=storage)
+
+
+def parse_state(text: str | bytes, path: Any, config: Config, *, persist: bool = True,
+                storage: Storage | None = None) -> State:
+    """The state in `text`, checked: refuse a corrupt, malformed or foreign document."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def load_state(config: Config, *, persist: bool = True) -> State:
-    """Load the state for `config`, or start a new one; refuse a corrupt or foreign file."""
-    path = config.state_path
-    if not path.exists():
-        return State.new(path, config, persist=persist)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserInputError(
             f"state file {path} is not valid JSON ({exc}); nothing was changed",
@@ -163,7 +169,7 @@ def load_state(config: Config, *, persist: bool = True) -> State:
             f"state file {path} is malformed: {problem}; nothing was changed",
             hint="restore it from a backup, or move it aside: drkit finds its resources by tags",
         )
-    return State(path, data, persist=persist)
+    return State(config.state_path, data, persist=persist, storage=storage)
 
 
 def shape_problem(steps: dict[str, Any]) -> str | None:
@@ -196,131 +202,3 @@ def _kind(value: Any) -> str:
     names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
     shown = json.dumps(value)
     return f"{names.get(type(value), type(value).__name__)} ({shown if len(shown) <= 40 else shown[:37] + '...'})"
-
-
-class StateLock:
-    """An exclusive lock beside the state file, naming its holder.
-
-    Created with O_EXCL so that two runs (even on a shared filesystem) cannot both hold it. A run
-    that dies leaves it behind on purpose: `drkit state unlock` breaks it once a human has
-    checked that the holder is gone, as with Terraform's force-unlock. Each lock carries a random
-    token, and a run removes only the lock holding its own token: after an unlock, the run whose
-    lock was broken must not delete the lock of the run that came next.
-    """
-
-    def __init__(self, state_path: Path, command: str) -> None:
-        self.path = state_path.with_name(state_path.name + ".lock")
-        self.command = command
-        self.token: str | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_hex(16)
-        holder = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "command": self.command,
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "token": token,
-        }
-        try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            raise StateLockedError(
-                f"state {self.path.with_suffix('')} is locked by {self.describe_holder()}",
-                hint="wait for that run to finish; if it is dead, run `drkit state unlock`",
-            ) from None
-        with os.fdopen(fd, "w") as fh:
-            json.dump(holder, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.token = token
-
-    def holder(self) -> dict[str, Any] | None:
-        """The lock file's content, or None if there is no lock (or it cannot be read as one)."""
-        try:
-            holder = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            return None
-        return holder if isinstance(holder, dict) else None
-
-    def holder_is_running(self) -> bool:
-        """True when the holder provably still runs: same host, and its pid is alive."""
-        holder = self.holder()
-        if holder is None or holder.get("host") != socket.gethostname():
-            return False
-        return _pid_alive(_as_pid(holder.get("pid")))
-
-    def describe_holder(self) -> str:
-        holder = self.holder()
-        if holder is None:
-            return "an unknown holder (unreadable lock file)"
-        alive = ""
-        if holder.get("host") == socket.gethostname():
-            alive = " (running)" if _pid_alive(_as_pid(holder.get("pid"))) else " (no longer running: stale)"
-        return (
-            f"`drkit {holder.get('command')}` pid {holder.get('pid')} on {holder.get('host')}"
-            f"{alive} since {holder.get('since')}"
-        )
-
-    def release(self) -> None:
-        """Remove the lock only if it is still ours: it may have been broken and taken by another run.
-
-        Reading and unlinking are two steps; the window between them is the time of one read of
-        a tiny file, and closing it would need a human to break the lock in exactly that instant.
-        """
-        if self.token is None:
-            return
-        holder = self.holder()
-        if holder is not None and holder.get("token") == self.token:
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
-        self.token = None
-
-    def break_lock(self, *, expected: str | None = None) -> str | None:
-        """Remove the lock whoever holds it; returns who held it, or None if unlocked.
-
-        `expected` is the lock file's text as shown to the user: if another run has taken the
-        lock since, that run's lock is left alone and a StateLockedError names it.
-        """
-        try:
-            text = self.path.read_text()
-        except FileNotFoundError:
-            return None
-        if expected is not None and text != expected:
-            raise StateLockedError(
-                f"state {self.path.with_suffix('')} changed hands while you were asked; it is now locked by "
-                f"{self.describe_holder()}; nothing was broken",
-                hint="run `drkit state unlock` again",
-            )
-        holder = self.describe_holder()
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return None
-        return holder
-
-    def __enter__(self) -> "StateLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _as_pid(value: Any) -> int:
-    return value if type(value) is int else 0
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

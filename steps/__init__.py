@@ -3,9 +3,12 @@
 A newcomer looking for the step that owns a resource: `steps/vpc.py` has `EnsureVpc` (VPC,
 subnets, gateways, routing), `steps/security_groups.py` the Aurora and Lambda security groups,
 `steps/secrets.py` the database master secret, `steps/aurora.py` the Aurora global database
-(`EnsureGlobalCluster`, `EnsureReplica`), `steps/dynamodb.py` the DynamoDB global table and
-`steps/s3.py` the buckets and their replication, `steps/lambda_function.py` the payment Lambda
-(`EnsureFunction`, with its log group and role), `steps/rest_api.py` its REST API,
+(`EnsureGlobalCluster`, `EnsureReplica`), `steps/dynamodb.py` the DynamoDB global table
+(`EnsureGlobalTable`; its wanted settings and pure helpers in `steps/dynamodb_settings.py`),
+`steps/s3.py` the buckets (`EnsureBucket`) and `steps/s3_replication.py` their replication
+(`EnsureReplicationRole`, `EnsureBucketReplication`, with the canary deep verify), both built on
+`steps/s3_common.py` (`steps/s3.py` re-exports the replication names), `steps/lambda_function.py`
+the payment Lambda (`EnsureFunction`, with its log group and role), `steps/rest_api.py` its REST API,
 `steps/dns_zone.py` the public hosted zone, `steps/certificate.py` each region's ACM certificate
 and `steps/custom_domain.py` each region's API custom domain, `steps/failover_records.py` the
 Route 53 health checks, region-switch alarm and failover records (`EnsureFailoverRecords`),

@@ -10,7 +10,12 @@ https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/rds-secrets-manager
 Teardown removes the replica first (a replicated primary secret cannot be deleted), then
 schedules the secret for deletion with a 7-day recovery window, or deletes it at once when
 forced (`drkit teardown --force`, for CI and sandboxes). Provisioning again within the
-window restores the secret instead of failing on its name.
+window restores the secret instead of failing on its name; a restore AWS refuses because the
+secret is already going away for good (a forced delete) falls back to creating it anew. A replica
+whose replication Failed is repaired by provision: removed from replication, then added again.
+
+Every call that AWS gives no idempotency token (restore, replica add/remove) passes `settled`, a
+fresh DescribeSecret, so a lost answer is looked up, never resent into an error.
 https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html
 """
 
@@ -21,10 +26,10 @@ import json
 import secrets
 from typing import Any, Iterator
 
+from drkit.errors import AwsCallError, DrkitError
 from drkit.retries import propagating
-from drkit.errors import DrkitError
 from drkit.step import (
-    AVAILABLE, DELETING, UPDATE, Change, Desired, Observation, Observed, Step, StepContext, decide_teardown,
+    AVAILABLE, DELETING, Change, Desired, Observation, Observed, Step, StepContext, decide_teardown,
 )
 from drkit.tags import from_aws, is_owned, to_aws
 
@@ -36,6 +41,8 @@ RECOVERY_WINDOW_DAYS = 7  # the minimum Secrets Manager allows
 # (the deletion is asynchronous); CreateSecret then fails with InvalidRequestException.
 # https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html#SecretsManager-DeleteSecret-request-ForceDeleteWithoutRecovery
 NAME_STILL_TAKEN = (propagating("InvalidRequestException", message="scheduled for deletion"),)
+# RestoreSecret on a secret that a forced delete is removing: it cannot come back, create it anew.
+GONE_FOR_GOOD = (("InvalidRequestException", "marked for deletion"), ("ResourceNotFoundException", ""))
 
 
 def generate_master_password() -> str:
@@ -86,7 +93,9 @@ class EnsureDbSecret(Step):
             status=DELETING if found.get("DeletedDate") else AVAILABLE,
             attrs={
                 "replica_regions": sorted(r["Region"] for r in replication),
-                "replication": {r["Region"]: [r.get("Status"), r.get("StatusMessage")] for r in replication},
+                # region -> why: a replica AWS could not create; provision removes and re-adds it.
+                "failed_replicas": {r["Region"]: r.get("StatusMessage") or "Failed"
+                                    for r in replication if r.get("Status") == "Failed"},
             },
             tags=tags,
             owned=is_owned(tags, ctx.config.env, self.name),
@@ -96,20 +105,8 @@ class EnsureDbSecret(Step):
     # Decide --------------------------------------------------------------------------------
     def desired(self, ctx: StepContext, observation: Observation) -> list[Desired]:
         name = ctx.config.names.db_secret
-        return [Desired("secret", SECRET, name, {"replica_regions": [ctx.config.dr_region]}, ctx.tags_for(SECRET, name))]
-
-    def checks(self, ctx: StepContext, observation: Observation) -> list[Change]:
-        """A replica that failed (e.g. a secret of that name already exists in the DR region)."""
-        secret = observation.get(SECRET)
-        findings = []
-        for region, (status, message) in secret.attrs.get("replication", {}).items():
-            if status == "Failed":
-                findings.append(Change(
-                    self.key, ctx.region, "secret", SECRET, ctx.config.names.db_secret, UPDATE,
-                    attribute=f"replica in {region}", expected="InSync", actual=status, resource_id=secret.id,
-                    note=message or "",
-                ))
-        return findings
+        return [Desired("secret", SECRET, name, {"replica_regions": [ctx.config.dr_region], "failed_replicas": {}},
+                        ctx.tags_for(SECRET, name))]
 
     def plan_teardown(self, ctx: StepContext) -> list[Change]:
         """A secret already scheduled for deletion is done, unless it must go at once."""
@@ -123,52 +120,99 @@ class EnsureDbSecret(Step):
         return {"db_secret_arn": ctx.recorded_id(SECRET), "db_secret_name": ctx.config.names.db_secret}
 
     # Apply ---------------------------------------------------------------------------------
+    def _described(self, ctx: StepContext, secret_id: str) -> dict[str, Any] | None:
+        return ctx.call("secretsmanager", "describe_secret", SecretId=secret_id, missing_ok="ResourceNotFoundException")
+
     def create_secret(self, ctx: StepContext, change: Change) -> None:
-        if change.resource_id:  # scheduled for deletion: bring the same secret (and password) back
-            ctx.call("secretsmanager", "restore_secret", SecretId=change.resource_id, resource=change.name)
-            ctx.record(change.key, "secret", change.resource_id)
-            # It has no replica: a replicated secret cannot be scheduled for deletion.
-            self._replicate(ctx, change.resource_id, change.expected["replica_regions"], [])
+        if change.resource_id and self._restore(ctx, change):
             return
         password = generate_master_password()
+
+        def created() -> dict[str, Any] | None:
+            """For a lost CreateSecret answer: drkit's secret under this name, live."""
+            found = self._described(ctx, change.name)
+            owned = found and is_owned(from_aws(found.get("Tags")), ctx.config.env, self.name)
+            return {"ARN": found["ARN"]} if owned and not found.get("DeletedDate") else None
+
         with withholding(password, f"creating secret {change.name}"):
-            created = ctx.call(
+            secret = ctx.call(
                 "secretsmanager", "create_secret", Name=change.name,
                 Description=f"Aurora master credentials of drkit env {ctx.config.env} (generated once by drkit)",
                 SecretString=json.dumps({"username": MASTER_USERNAME, "password": password}),
                 AddReplicaRegions=[{"Region": region} for region in change.expected["replica_regions"]],
                 Tags=to_aws(ctx.tags_for(change.key, change.name)),
-                not_yet=NAME_STILL_TAKEN, resource=change.name,
+                not_yet=NAME_STILL_TAKEN, settled=created, resource=change.name,
             )
-        ctx.record(change.key, "secret", created["ARN"])
+        ctx.record(change.key, "secret", secret["ARN"])
+
+    def _restore(self, ctx: StepContext, change: Change) -> bool:
+        """Bring a secret scheduled for deletion back, with the same password. False: AWS refused,
+        it is being deleted for good (a forced delete), so the caller creates it anew."""
+
+        def restored() -> dict[str, Any] | None:
+            found = self._described(ctx, change.resource_id)
+            return {"ARN": found["ARN"]} if found and not found.get("DeletedDate") else None
+
+        try:
+            ctx.call("secretsmanager", "restore_secret", SecretId=change.resource_id, settled=restored,
+                     resource=change.name)
+        except AwsCallError as error:
+            if any(error.code == code and fragment in error.message for code, fragment in GONE_FOR_GOOD):
+                ctx.log.info("secret.restore_refused", step=self.key, code=error.code, next="create")
+                return False
+            raise
+        ctx.record(change.key, "secret", change.resource_id)
+        # It has no replica: a replicated secret cannot be scheduled for deletion.
+        self._replicate(ctx, change.resource_id, change.expected["replica_regions"], [])
+        return True
 
     def update_secret(self, ctx: StepContext, change: Change) -> None:
         if change.attribute == "tags":
             ctx.call("secretsmanager", "tag_resource", SecretId=change.resource_id, Tags=to_aws(change.expected),
                      resource=change.name)
+        elif change.attribute == "failed_replicas":
+            # AWS does not retry a replica that failed (a secret of that name in the region, a
+            # KMS problem): take the region out of replication, then add it again.
+            failed = sorted(change.actual or {})
+            self._replicate(ctx, change.resource_id, [], failed)
+            self._replicate(ctx, change.resource_id, failed, [])
         else:
             self._replicate(ctx, change.resource_id, change.expected, change.actual or [])
 
     def _replicate(self, ctx: StepContext, secret_arn: str, wanted: list[str], current: list[str]) -> None:
         missing = [r for r in wanted if r not in current]
         extra = [r for r in current if r not in wanted]
+
+        def replicas() -> set[str]:
+            found = self._described(ctx, secret_arn) or {}
+            return {r["Region"] for r in found.get("ReplicationStatus", [])}
+
         if extra:
             ctx.call("secretsmanager", "remove_regions_from_replication", SecretId=secret_arn,
-                     RemoveReplicaRegions=extra, resource=secret_arn)
+                     RemoveReplicaRegions=extra, resource=secret_arn,
+                     settled=lambda: {"ARN": secret_arn} if not replicas() & set(extra) else None)
         if missing:
             ctx.call("secretsmanager", "replicate_secret_to_regions", SecretId=secret_arn,
-                     AddReplicaRegions=[{"Region": r} for r in missing], resource=secret_arn)
+                     AddReplicaRegions=[{"Region": r} for r in missing], resource=secret_arn,
+                     settled=lambda: {"ARN": secret_arn} if set(missing) <= replicas() else None)
 
     # Delete --------------------------------------------------------------------------------
     def delete_secret(self, ctx: StepContext, change: Change) -> None:
-        current = ctx.call("secretsmanager", "describe_secret", SecretId=change.resource_id, missing_ok=True)
+        current = self._described(ctx, change.resource_id)
         if current is None:
             return
         replicas = [r["Region"] for r in current.get("ReplicationStatus", [])]
         if replicas:
             # "You can't delete a primary secret that is replicated to other Regions."
-            ctx.call("secretsmanager", "remove_regions_from_replication", SecretId=change.resource_id,
-                     RemoveReplicaRegions=replicas, resource=change.name)
+            self._replicate(ctx, change.resource_id, [], replicas)
         window = {"ForceDeleteWithoutRecovery": True} if ctx.force else {"RecoveryWindowInDays": RECOVERY_WINDOW_DAYS}
-        ctx.call("secretsmanager", "delete_secret", SecretId=change.resource_id, missing_ok=True,
-                 resource=change.name, **window)
+        was_scheduled = bool(current.get("DeletedDate"))
+
+        def deleted() -> dict[str, Any] | None:
+            """For a lost DeleteSecret answer: gone, or newly scheduled for deletion."""
+            found = self._described(ctx, change.resource_id)
+            done = found is None or (found.get("DeletedDate") and not (ctx.force and was_scheduled))
+            return {"ARN": change.resource_id} if done else None
+
+        ctx.call("secretsmanager", "delete_secret", SecretId=change.resource_id,
+                 missing_ok="ResourceNotFoundException", settled=deleted, resource=change.name, **window)

@@ -78,11 +78,19 @@ def global_cluster() -> dict:
     return rds(PRIMARY).describe_global_clusters(GlobalClusterIdentifier="aurora-global-test")["GlobalClusters"][0]
 
 
+def hook(runner: Runner, service: str, region: str, event: str, handler: Callable[..., Any]) -> None:
+    """Register a botocore event handler on both of drkit's clients for (service, region): calls
+    with `settled` use the one that never resends."""
+    for resend in (True, False):
+        runner.aws.client(service, region, resend=resend).meta.events.register(event, handler)
+
+
 def capture(runner: Runner, region: str, operation: str) -> list[dict]:
     """The parameters of every `operation` (API name) drkit sends to RDS in `region`."""
     seen: list[dict] = []
-    runner.aws.client("rds", region).meta.events.register(
-        f"before-parameter-build.rds.{operation}", lambda params, **_: seen.append(dict(params)))
+    for resend in (True, False):  # creates with `settled` go through the client that never resends
+        runner.aws.client("rds", region, resend=resend).meta.events.register(
+            f"before-parameter-build.rds.{operation}", lambda params, **_: seen.append(dict(params)))
     return seen
 
 
@@ -136,8 +144,11 @@ def test_provision_builds_the_global_database_as_specified(moto, make_aurora_run
     for region, role in ((PRIMARY, "primary"), (DR, "dr")):
         [params] = instances_created[region]
         assert set(params) == {"DBInstanceIdentifier", "DBClusterIdentifier", "Engine", "DBInstanceClass",
-                               "PubliclyAccessible", "Tags"}
+                               "PubliclyAccessible", "AutoMinorVersionUpgrade", "Tags"}
         assert params["DBClusterIdentifier"] == f"aurora-{role}-test"
+        # Chosen, not defaulted: minors are upgraded deliberately, both sides at once.
+        assert params["AutoMinorVersionUpgrade"] is False
+        assert instance(region, f"aurora-{role}-test-1")["AutoMinorVersionUpgrade"] is False
 
     # Credentials: the secret's, given to the primary only; the secondary gets none.
     credentials = json.loads(secrets().get_secret_value(SecretId=SECRET)["SecretString"])
@@ -273,10 +284,9 @@ def test_teardown_order_scope_and_the_password_never_written(moto, make_aurora_r
         found = cluster(DR, "aurora-dr-test")
         dr_status_at_delete.append((found["Status"], found["DBClusterArn"] in members))
 
-    runner.aws.client("rds", DR).meta.events.register("before-call.rds.DeleteDBInstance", record_dr_cluster)
+    hook(runner, "rds", DR, "before-call.rds.DeleteDBInstance", record_dr_cluster)
     delete_secret: list[dict] = []
-    runner.aws.client("secretsmanager", PRIMARY).meta.events.register(
-        "before-parameter-build.secretsmanager.DeleteSecret", lambda params, **_: delete_secret.append(dict(params)))
+    hook(runner, "secretsmanager", PRIMARY, "before-parameter-build.secretsmanager.DeleteSecret", lambda params, **_: delete_secret.append(dict(params)))
     audit = audit_path(runner.config)
     already = len(audit.read_text().splitlines())
     secret_arn = secrets().describe_secret(SecretId=SECRET)["ARN"]
@@ -333,8 +343,7 @@ def test_an_error_that_quotes_the_password_is_withheld(moto, make_aurora_runner)
         raise ParamValidationError(report=f"Invalid length for parameter MasterUserPassword, value: "
                                           f"{params['MasterUserPassword']}")
 
-    runner.aws.client("rds", PRIMARY).meta.events.register("before-parameter-build.rds.CreateDBCluster",
-                                                            reject_the_password)
+    hook(runner, "rds", PRIMARY, "before-parameter-build.rds.CreateDBCluster", reject_the_password)
     outcome = runner.provision()
     password = json.loads(secrets().get_secret_value(SecretId=SECRET)["SecretString"])["password"]
     [failed] = outcome.failed
@@ -435,10 +444,10 @@ def test_the_instance_is_created_while_its_cluster_is_still_creating(moto, make_
             DBClusterIdentifier=params["DBClusterIdentifier"])["DBClusters"][0]["Status"]
         seen.append((params["DBClusterIdentifier"], status))
 
-    runner.aws.client("rds", PRIMARY).meta.events.register("provide-client-params.rds.CreateDBInstance",
-                                                           cluster_status_at_instance_create)
-    runner.aws.client("rds", DR).meta.events.register("provide-client-params.rds.CreateDBInstance",
-                                                      cluster_status_at_instance_create)
+    for region in (PRIMARY, DR):
+        for resend in (True, False):  # a create with `settled` goes through the client that never resends
+            runner.aws.client("rds", region, resend=resend).meta.events.register(
+                "provide-client-params.rds.CreateDBInstance", cluster_status_at_instance_create)
     assert runner.provision().ok
     assert seen == [("aurora-primary-test", "creating"), ("aurora-dr-test", "creating")]
     for region, name in ((PRIMARY, "aurora-primary-test"), (DR, "aurora-dr-test")):
@@ -464,7 +473,8 @@ def test_a_region_that_refuses_an_instance_in_a_creating_cluster_gets_it_once_th
                          "ResponseMetadata": {"HTTPStatusCode": 400}})
         return None
 
-    runner.aws.client("rds", PRIMARY).meta.events.register("before-call.rds", before_call)
+    for resend in (True, False):  # a create with `settled` goes through the client that never resends
+        runner.aws.client("rds", PRIMARY, resend=resend).meta.events.register("before-call.rds", before_call)
     outcome = runner.provision()
     assert outcome.ok, [str(r.error) for r in outcome.failed]
     assert refused == ["creating", "available"]

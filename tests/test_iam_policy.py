@@ -47,7 +47,7 @@ def test_the_whole_lifecycle_makes_only_calls_the_policy_allows(moto, make_runne
     assert runner.teardown().ok
     calls = set(runner.aws.stats.by_operation)
     assert {"dynamodb.update_table", "secretsmanager.restore_secret", "s3.put_bucket_replication",
-            "cloudwatch.get_metric_statistics", "kms.describe_key", "s3.delete_object"} <= calls
+            "cloudwatch.get_metric_statistics", "kms.describe_key", "kms.list_aliases", "s3.delete_object"} <= calls
     assert unmapped_or_denied(calls, policy(runner.config)) == []
 
 
@@ -77,7 +77,7 @@ def test_every_call_written_in_the_steps_has_a_row():
     assert unmapped_or_denied(calls, policy(build_config({}, environ={}))) == []
 
 
-AWS_HAS_NO_RESOURCE_FOR = {"rds:DescribeOrderableDBInstanceOptions", "cloudwatch:GetMetricStatistics",
+AWS_HAS_NO_RESOURCE_FOR = {"rds:DescribeOrderableDBInstanceOptions", "cloudwatch:GetMetricStatistics", "kms:ListAliases",
                            "acm:ListCertificates", "route53:ListHostedZonesByName", "route53:CreateHostedZone",
                            "route53:ListHealthChecks", "route53:CreateHealthCheck", "route53:TestDNSAnswer",
                            "cloudwatch:PutMetricData", "kms:CreateKey", "kms:ListKeys"}

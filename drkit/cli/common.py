@@ -27,7 +27,8 @@ _COMMON = [
     click.option("--dr-region", envvar="DR_REGION", show_envvar=True,
                  help="Region that takes over in a disaster.  [default: us-east-2]"),
     click.option("--state", "state", envvar="DRKIT_STATE", show_envvar=True, type=click.Path(dir_okay=False),
-                 help="State file.  [default: .drkit/<env>.state.json]"),
+                 help="State file, or s3://BUCKET/PREFIX for a shared state (`drkit state init`).  "
+                      "[default: .drkit/<env>.state.json]"),
     click.option("--profile", envvar="AWS_PROFILE", show_envvar=True, help="AWS profile to use."),
     click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", show_envvar=True,
                  help="Send every AWS call here (e.g. a `drkit sandbox`)."),
@@ -48,10 +49,15 @@ class Settings:
     config_file: Path | None
     log_format: str
 
+    def with_state(self, state: str) -> "Settings":
+        """The same settings with another --state (`drkit state migrate`'s destination)."""
+        return Settings({**self.overrides, "state": state}, self.config_file, self.log_format)
+
     def config(self, *, writes_state: bool = False) -> Config:
         config = build_config(self.overrides, config_file=self.config_file)
         if writes_state:
-            check_state_path(config.state_path, creatable=True)
+            if config.state_url is None:  # an S3 state writes nothing locally
+                check_state_path(config.state_path, creatable=True)
         return config
 
     def runner(self, *, calls_aws: bool = True, writes_state: bool = False, **kwargs: Any) -> Runner:

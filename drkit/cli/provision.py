@@ -61,6 +61,6 @@ def provision(settings, yes, dry_run, steps, as_json):
             f"provision {'FAILED' if failed else 'done'} in {time.monotonic() - started:.1f}s: "
             f"{failure_line(outcome) + '; ' if outcome.planning_failed else ''}"
             f"{applied['create']} created, {applied['update']} updated; AWS calls {total} ({mutating} mutating); "
-            f"state {runner.config.state_path}"
+            f"state {runner.config.state_name}"
         )
     sys.exit(1 if outcome.failed else 0)

@@ -4,8 +4,6 @@ https://docs.aws.amazon.com/acm/latest/userguide/dns-validation.html"""
 
 from __future__ import annotations
 
-import time
-
 import boto3
 import pytest
 
@@ -35,25 +33,25 @@ def add_record(acm, route53, zone, arn, value=None):
                               "ResourceRecords": [{"Value": value or record["Value"]}]}}]})
 
 
-def test_pending_without_its_record_then_issued_a_while_after_it_exists(pending, wait_until):
+def test_pending_without_its_record_then_issued_a_while_after_it_exists(pending, sandbox_clock, wait_until):
     acm, route53, zone, arn = pending
-    time.sleep(0.1)
+    sandbox_clock.advance(1.0)
     assert status(acm, arn) == "PENDING_VALIDATION"
     add_record(acm, route53, zone, arn)
     assert status(acm, arn) == "PENDING_VALIDATION"  # ACM sees it a little later
     assert wait_until(lambda: status(acm, arn) == "ISSUED")
 
 
-def test_a_record_with_another_value_does_not_validate(pending):
+def test_a_record_with_another_value_does_not_validate(pending, sandbox_clock):
     acm, route53, zone, arn = pending
     add_record(acm, route53, zone, arn, value="_other.acm-validations.aws.")
-    time.sleep(0.1)
+    sandbox_clock.advance(1.0)
     assert status(acm, arn) == "PENDING_VALIDATION"
 
 
-def test_a_zone_nobody_delegated_to_never_validates(pending):
+def test_a_zone_nobody_delegated_to_never_validates(pending, sandbox_clock):
     acm, route53, zone, arn = pending
     active_timings().acm_zones_delegated = False
     add_record(acm, route53, zone, arn)
-    time.sleep(0.1)
+    sandbox_clock.advance(1.0)
     assert status(acm, arn) == "PENDING_VALIDATION"

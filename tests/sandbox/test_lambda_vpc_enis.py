@@ -4,8 +4,6 @@ https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#vpc-managing
 
 from __future__ import annotations
 
-import time
-
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -44,7 +42,7 @@ def test_a_vpc_function_has_lambda_enis_in_its_subnets_with_its_groups(vpc_funct
     assert config["VpcConfig"]["VpcId"] == vpc
 
 
-def test_enis_outlive_the_function_and_block_the_group_and_subnets_until_removed(vpc_function, wait_until):
+def test_enis_outlive_the_function_and_block_the_group_and_subnets_until_removed(vpc_function, sandbox_clock):
     ec2, lam, vpc, subnets, group, _ = vpc_function
     lam.delete_function(FunctionName="fn")
     assert len(enis(ec2, group)) == 2
@@ -53,8 +51,8 @@ def test_enis_outlive_the_function_and_block_the_group_and_subnets_until_removed
         with pytest.raises(ClientError) as refused:
             delete()
         assert refused.value.response["Error"]["Code"] == "DependencyViolation"
-    time.sleep(1.0)
-    assert wait_until(lambda: enis(ec2, group) == [])
+    sandbox_clock.advance(1.0)
+    assert enis(ec2, group) == []
     ec2.delete_security_group(GroupId=group)
     for subnet in subnets:
         ec2.delete_subnet(SubnetId=subnet)

@@ -35,8 +35,8 @@ def test_setup_cfg_floor_is_at_least_what_the_members_need(package):
     assert version_tuple(install_floor(package)) >= version_tuple(required_botocore())
 
 
-def test_the_floor_is_the_global_cluster_tags_release():
-    assert required_botocore() == "1.35.20"
+def test_the_floor_is_the_s3_etag_conditional_writes_release():
+    assert required_botocore() == "1.35.69"
     assert version_tuple(botocore.__version__) >= version_tuple(required_botocore())
 
 
