@@ -9,12 +9,8 @@ Per region (`ensure_alarms:primary`, `ensure_alarms:dr`):
   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-monitoring.html
 - Lambda Errors and Throttles (Sum > 0 in a minute) of this region's function, API Gateway 5XXError
   (Sum > 0) of this region's REST API stage.
-- this region's Route 53 health check failing (`AWS/Route53 HealthCheckStatus` Minimum < 1). Route 53
-  publishes health-check metrics only in us-east-1, so these two alarms live in us-east-1 whatever
-  the stack's regions, and notify the alerts topic of whichever role is in us-east-1 (none if
-  neither is: the alarm still shows in the console). During a us-east-1 outage they cannot
-  evaluate or notify; the DR region's own alarms (Lambda, API, replication) still do.
-  https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/monitoring-health-checks.html
+The alarms on each region's Route 53 health check (HealthCheckStatus, published only in us-east-1)
+belong to ensure_failover_records, beside their checks.
 PutMetricAlarm is a put (idempotent); its Tags apply only on creation, so tag drift is repaired
 with TagResource.
 """
@@ -26,13 +22,12 @@ from typing import Any
 from drkit.step import Change, Desired, Observation, Observed, Step, StepContext, known
 from drkit.tags import from_aws, is_owned, to_aws
 from steps.alerts import STEP as ALERTS_STEP
-from steps.failover_records import STEP as FAILOVER_STEP, route53_region
 from steps.rest_api import STAGE_NAME
 
 STEP = "ensure_alarms"
 
 
-def alarm_specs(ctx: StepContext, role: str, health_check_id: str | None) -> list[tuple[str, str, dict[str, Any]]]:
+def alarm_specs(ctx: StepContext, role: str) -> list[tuple[str, str, dict[str, Any]]]:
     """(key, region, PutMetricAlarm parameters without actions/tags) for `role`'s alarms."""
     names, env = ctx.config.names, ctx.config.env
     region = ctx.config.region(role)
@@ -58,11 +53,6 @@ def alarm_specs(ctx: StepContext, role: str, health_check_id: str | None) -> lis
                                   "Sum", "GreaterThanThreshold", 0.0, "notBreaching",
                                   f"drkit {env}: {names.api(role)} 5XX answers")),
     ]
-    if health_check_id:
-        specs.append(("health-check", route53_region(ctx.config), alarm(
-            "AWS/Route53", "HealthCheckStatus", [{"Name": "HealthCheckId", "Value": health_check_id}], "Minimum",
-            "LessThanThreshold", 1.0, "breaching",
-            f"drkit {env}: the {role} API's Route 53 health check is failing ({region})")))
     return specs
 
 
@@ -70,15 +60,13 @@ class EnsureAlarms(Step):
     name = STEP
 
     def depends_on(self) -> tuple[str, ...]:
-        return (f"{ALERTS_STEP}:primary", f"{ALERTS_STEP}:dr", f"{FAILOVER_STEP}:global")
+        return (f"{ALERTS_STEP}:primary", f"{ALERTS_STEP}:dr")
 
     def alarm_name(self, ctx: StepContext, key: str) -> str:
         return f"drkit-{self.role}-{key}-{ctx.config.env}"
 
     def _specs(self, ctx: StepContext) -> list[tuple[str, str, dict[str, Any]]]:
-        check = ctx.dependency_output(f"{FAILOVER_STEP}:global", f"{'primary' if self.role == 'primary' else 'dr'}"
-                                      "_health_check_id")
-        return alarm_specs(ctx, self.role, check)
+        return alarm_specs(ctx, self.role)
 
     def _topic(self, ctx: StepContext, region: str) -> str | None:
         for role in ("primary", "dr"):

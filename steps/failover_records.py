@@ -43,6 +43,8 @@ def route53_region(config: Any) -> str:
 HEALTH_PATH = f"/{STAGE_NAME}/health"
 CHECKER_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 SWITCH_ALARM = "switch-alarm"
+HEALTH_ALARMS = {"primary": "health-alarm-primary", "dr": "health-alarm-dr"}
+ALERTS_STEP = "ensure_alerts"
 CHECK_KEYS = {"primary": "health-check-primary", "dr": "health-check-dr"}
 SWITCH_CHECK, GATE_CHECK = "health-check-switch", "health-check-primary-gate"
 RECORDS = {"primary": "record-primary", "dr": "record-secondary"}
@@ -60,7 +62,7 @@ class EnsureFailoverRecords(Step):
 
     def depends_on(self) -> tuple[str, ...]:
         return (f"{ZONE_STEP}:global", f"{API_STEP}:primary", f"{API_STEP}:dr", f"{DOMAIN_STEP}:primary",
-                f"{DOMAIN_STEP}:dr")
+                f"{DOMAIN_STEP}:dr", f"{ALERTS_STEP}:primary", f"{ALERTS_STEP}:dr")
 
     def r53(self, ctx: StepContext, operation: str, **kwargs: Any) -> Any:
         return ctx.aws.call("route53", route53_region(ctx.config), operation, **kwargs)
@@ -72,6 +74,7 @@ class EnsureFailoverRecords(Step):
         alarm = self._alarm(ctx)
         if alarm is not None:
             resources[SWITCH_ALARM] = alarm
+        resources.update(self._health_alarms(ctx))
         checks = self._health_checks(ctx)
         for key in HEALTH_CHECK_KEYS:
             found = [c for c in checks if self._belongs(ctx, key, c)]
@@ -102,6 +105,40 @@ class EnsureFailoverRecords(Step):
                                      ResourceARN=alarm["AlarmArn"]).get("Tags"))
         return Observed("alarm", SWITCH_ALARM, name, attrs=_alarm_attrs(alarm), tags=tags,
                         owned=is_owned(tags, ctx.config.env, self.name))
+
+    def health_alarm_name(self, ctx: StepContext, role: str) -> str:
+        return f"drkit-{role}-health-check-{ctx.config.env}"
+
+    def _health_alarms(self, ctx: StepContext) -> dict[str, Observed]:
+        names = {self.health_alarm_name(ctx, role): key for role, key in HEALTH_ALARMS.items()}
+        found = ctx.aws.call("cloudwatch", route53_region(ctx.config), "describe_alarms",
+                             AlarmNames=sorted(names))["MetricAlarms"]
+        resources = {}
+        for alarm in found:
+            tags = from_aws(ctx.aws.call("cloudwatch", route53_region(ctx.config), "list_tags_for_resource",
+                                         ResourceARN=alarm["AlarmArn"]).get("Tags"))
+            key = names[alarm["AlarmName"]]
+            resources[key] = Observed("alarm", key, alarm["AlarmName"], attrs={
+                **_alarm_attrs(alarm), "actions": sorted(alarm.get("AlarmActions", []))}, tags=tags,
+                owned=is_owned(tags, ctx.config.env, self.name))
+        return resources
+
+    def _health_alarm_params(self, ctx: StepContext, role: str, check_id: str) -> dict[str, Any]:
+        """This region's health check failing. Route 53 publishes HealthCheckStatus only in us-east-1
+        (per partition: route53_region), so the alarm lives there whatever the stack's regions."""
+        return {"Namespace": "AWS/Route53", "MetricName": "HealthCheckStatus",
+                "Dimensions": [{"Name": "HealthCheckId", "Value": check_id}], "Statistic": "Minimum", "Period": 60,
+                "EvaluationPeriods": 1, "DatapointsToAlarm": 1, "Threshold": 1.0,
+                "ComparisonOperator": "LessThanThreshold", "TreatMissingData": "breaching",
+                "AlarmDescription": f"drkit {ctx.config.env}: the {role} API's Route 53 health check is failing "
+                                    f"({ctx.config.region(role)})"}
+
+    def _alerts_topic(self, ctx: StepContext) -> str | None:
+        """The alerts topic in the health-check alarms' region, if one of the stack's regions is it."""
+        for role in ("primary", "dr"):
+            if ctx.config.region(role) == route53_region(ctx.config):
+                return ctx.dependency_output(f"{ALERTS_STEP}:{role}", "alerts_topic_arn")
+        return None
 
     def _health_checks(self, ctx: StepContext) -> list[Observed]:
         checks = ctx.aws.paginate("route53", route53_region(ctx.config), "list_health_checks", "HealthChecks")
@@ -178,6 +215,15 @@ class EnsureFailoverRecords(Step):
             "type": "CALCULATED", "children": sorted(children) if all(children) else None,
             "health_threshold": 2, "inverted": False, "disabled": False}),
             ctx.tags_for(GATE_CHECK, "primary-gate"), frozenset({"type"}), region=route53_region(config)))
+        topic = self._alerts_topic(ctx)
+        for role, key in HEALTH_ALARMS.items():
+            check = observation.id_of(CHECK_KEYS[role])  # None on a first run: created just before
+            params = self._health_alarm_params(ctx, role, check or "")
+            attrs = {**_alarm_attrs(params), "actions": [topic] if topic else []}
+            if check is None:
+                attrs.pop("dimensions")
+            name = self.health_alarm_name(ctx, role)
+            wanted.append(Desired("alarm", key, name, attrs, ctx.tags_for(key, name), region=route53_region(config)))
         record_checks = {"primary": observation.id_of(GATE_CHECK), "dr": observation.id_of(CHECK_KEYS["dr"])}
         for role, key in RECORDS.items():
             target = ctx.dependency_output(f"{DOMAIN_STEP}:{role}", "custom_domain_target")
@@ -246,18 +292,35 @@ class EnsureFailoverRecords(Step):
 
     # Apply: the switch alarm ---------------------------------------------------------------
     def create_alarm(self, ctx: StepContext, change: Change) -> None:
+        if change.key != SWITCH_ALARM:
+            self._put_health_alarm(ctx, change.key, ctx.tags_for(change.key, change.name))
+            ctx.record(change.key, "alarm", change.name)
+            return
         self._put_alarm(ctx, tags=ctx.tags_for(SWITCH_ALARM, change.name))
         found = ctx.aws.call("cloudwatch", ctx.config.dr_region, "describe_alarms", AlarmNames=[change.name])
         ctx.record(SWITCH_ALARM, "alarm", change.name, arn=found["MetricAlarms"][0]["AlarmArn"])
 
     def update_alarm(self, ctx: StepContext, change: Change) -> None:
         if change.attribute == "tags":
-            arn = ctx.aws.call("cloudwatch", ctx.config.dr_region, "describe_alarms",
+            arn = ctx.aws.call("cloudwatch", change.region, "describe_alarms",
                                AlarmNames=[change.resource_id])["MetricAlarms"][0]["AlarmArn"]
-            ctx.aws.call("cloudwatch", ctx.config.dr_region, "tag_resource", ResourceARN=arn,
+            ctx.aws.call("cloudwatch", change.region, "tag_resource", ResourceARN=arn,
                          Tags=to_aws(change.expected), resource=change.resource_id)
-            return
-        self._put_alarm(ctx)  # PutMetricAlarm rewrites the whole alarm and keeps its state
+        elif change.key != SWITCH_ALARM:
+            self._put_health_alarm(ctx, change.key)
+        else:
+            self._put_alarm(ctx)  # PutMetricAlarm rewrites the whole alarm and keeps its state
+
+    def _put_health_alarm(self, ctx: StepContext, key: str, tags: Mapping[str, str] | None = None) -> None:
+        role = next(r for r, k in HEALTH_ALARMS.items() if k == key)
+        check = ctx.recorded_id(CHECK_KEYS[role])
+        topic = self._alerts_topic(ctx)
+        actions = [topic] if topic else []
+        extra = {"Tags": to_aws(tags)} if tags else {}
+        name = self.health_alarm_name(ctx, role)
+        ctx.aws.call("cloudwatch", route53_region(ctx.config), "put_metric_alarm", AlarmName=name, ActionsEnabled=True,
+                     AlarmActions=actions, OKActions=actions, resource=name,
+                     **self._health_alarm_params(ctx, role, check), **extra)
 
     def _put_alarm(self, ctx: StepContext, tags: Mapping[str, str] | None = None) -> None:
         config = ctx.config
@@ -271,7 +334,7 @@ class EnsureFailoverRecords(Step):
                      ActionsEnabled=False, resource=region_switch.alarm_name(config), **extra)
 
     def delete_alarm(self, ctx: StepContext, change: Change) -> None:
-        ctx.aws.call("cloudwatch", ctx.config.dr_region, "delete_alarms", AlarmNames=[change.resource_id],
+        ctx.aws.call("cloudwatch", change.region, "delete_alarms", AlarmNames=[change.resource_id],
                      resource=change.resource_id)
 
     # Apply: health checks ------------------------------------------------------------------
@@ -427,6 +490,7 @@ def switch_alarm_attrs(config: Any) -> dict[str, Any]:
 
 
 def _alarm_attrs(alarm: Mapping[str, Any]) -> dict[str, Any]:
+    """The compared settings of an alarm (DescribeAlarms' answer or PutMetricAlarm's parameters)."""
     return {"namespace": alarm.get("Namespace"), "metric": alarm.get("MetricName"),
             "dimensions": sorted(alarm.get("Dimensions", []), key=lambda d: d["Name"]),
             "statistic": alarm.get("Statistic"), "period": alarm.get("Period"),

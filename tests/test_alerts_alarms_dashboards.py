@@ -66,7 +66,7 @@ def test_topics_keys_alarms_dashboards_read_back_and_converge(moto, tmp_path, cl
         body = json.loads(boto3.client("cloudwatch", region_name=region).get_dashboard(
             DashboardName=f"drkit-{role}-test")["DashboardBody"])
         assert len(body["widgets"]) == 4
-    health = alarms(PRIMARY)  # Route 53 metrics exist only in us-east-1
+    health = alarms(PRIMARY)  # Route 53 metrics exist only in us-east-1 (ensure_failover_records' alarms)
     for role in ("primary", "dr"):
         check = out["ensure_failover_records:global"][f"{role}_health_check_id"]
         alarm = health[f"drkit-{role}-health-check-test"]

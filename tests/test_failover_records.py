@@ -11,6 +11,7 @@ from drkit import region_switch
 from drkit.sandbox.outage import active_outages
 from drkit.errors import RefusedChangeError
 from drkit.step import CREATE
+from steps.alerts import EnsureAlerts
 from steps.failover_records import EnsureFailoverRecords, dns_answer
 from tests.compute_stack import Code, compute_steps, lose_answers, network
 from drkit.aws import RetryPolicy
@@ -31,7 +32,8 @@ def no_outage():
 def make_runner(tmp_path, clock, env: str = "test") -> Runner:
     nets = {role: network(role) for role in ("primary", "dr")}
     config = build_config({"env": env, "state": str(tmp_path / f"{env}.state.json")}, environ={})
-    steps = compute_steps(("primary", "dr"), Code(), nets) + [EnsureFailoverRecords("global")]
+    steps = compute_steps(("primary", "dr"), Code(), nets) + [EnsureAlerts("primary"), EnsureAlerts("dr"),
+                                                             EnsureFailoverRecords("global")]
     return Runner(config, steps, clock=clock, log=make_logger("json", level="warning"),
                   retry=RetryPolicy(botocore_max_attempts=1))
 
@@ -91,6 +93,12 @@ def test_create_verify_converge_and_read_back(moto, tmp_path, clock):
     dr_target = runner.outputs()["ensure_custom_domain:dr"]["custom_domain_target"]
     assert by_role["SECONDARY"]["AliasTarget"]["DNSName"].rstrip(".") == dr_target.rstrip(".")
     assert all(r["AliasTarget"]["EvaluateTargetHealth"] for r in records)
+    health_alarms = {a["AlarmName"]: a for a in boto3.client("cloudwatch", region_name="us-east-1").describe_alarms(
+        AlarmNamePrefix="drkit-")["MetricAlarms"]}
+    for role in ("primary", "dr"):
+        alarm = health_alarms[f"drkit-{role}-health-check-test"]
+        assert alarm["Dimensions"] == [{"Name": "HealthCheckId", "Value": out[f"{role}_health_check_id"]}]
+        assert alarm["AlarmActions"] == [runner.outputs()["ensure_alerts:primary"]["alerts_topic_arn"]]
     verified = ok(runner.verify())
     assert verified.changes == []
     statuses = {s.check: s for s in verified.statuses}
