@@ -226,7 +226,8 @@ class AwsGateway:
                 raise DrkitError(
                     "no AWS credentials found", hint="set AWS_PROFILE or --profile, or the AWS_* environment variables"
                 ) from None
-            except botocore.exceptions.EndpointConnectionError as exc:
+            except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as exc:
+                # Never sent (no connection): AWS did nothing, and nothing would help but the network.
                 raise EndpointUnreachableError(f"cannot reach AWS {service} in {region}: {exc}") from None
         if mutating:
             self._record_mutation(service, region, operation, resource, response)

@@ -190,3 +190,20 @@ def test_budgets_backoff_is_jittered_and_capped():
     delays = [budgets.next_delay() for _ in range(30)]
     assert all(0.1 <= d <= 20.0 for d in delays) and len(set(delays)) > 1
     assert budgets.allow(THROTTLED, 0.0) and not budgets.allow(THROTTLED, THROTTLED.budget + 1)
+
+
+@pytest.mark.parametrize("error", ["endpoint", "connect-timeout"])
+def test_a_connection_that_cannot_be_made_is_one_unreachable_error(gateway, monkeypatch, error):
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
+    from drkit.errors import EndpointUnreachableError
+
+    exc = (EndpointConnectionError(endpoint_url="https://ec2.us-east-1.amazonaws.com") if error == "endpoint"
+           else ConnectTimeoutError(endpoint_url="https://ec2.us-east-1.amazonaws.com"))
+
+    def refuse(**_):
+        raise exc
+
+    monkeypatch.setattr(gateway.client("ec2", REGION), "describe_vpcs", refuse)
+    with pytest.raises(EndpointUnreachableError, match="cannot reach AWS ec2 in us-east-1"):
+        gateway.call("ec2", REGION, "describe_vpcs")
