@@ -68,6 +68,17 @@ class State:
         with self._lock:
             return {k: dict(v.get("outputs", {})) for k, v in self._data["steps"].items()}
 
+    def active_role(self) -> str:
+        """The role ('primary' or 'dr') whose region takes writes now: 'primary' until a runbook
+        switched it. Names and home regions never change; only this does."""
+        with self._lock:
+            return str(self._data.get("active", {}).get("role", "primary"))
+
+    def transitions(self) -> list[dict[str, Any]]:
+        """Every change of the active region, oldest first (when, from, to, which run)."""
+        with self._lock:
+            return [dict(t) for t in self._data.get("transitions", [])]
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return json.loads(json.dumps(self._data))
@@ -96,6 +107,19 @@ class State:
                 return
             self._step(step)["outputs"] = outputs
             self._save()
+
+    def set_active(self, role: str, region: str, *, run_id: str, runbook: str, at: str) -> bool:
+        """Make `role` the active one and record the transition; False (and no write) if it
+        already was. A runbook calls this once its target region takes writes."""
+        with self._lock:
+            before = self.active_role()
+            if before == role:
+                return False
+            self._data["active"] = {"role": role, "region": region, "since": at, "run_id": run_id}
+            self._data.setdefault("transitions", []).append(
+                {"at": at, "from": before, "to": role, "region": region, "run_id": run_id, "runbook": runbook})
+            self._save()
+            return True
 
     def clear_step(self, step: str) -> None:
         with self._lock:

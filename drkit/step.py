@@ -292,6 +292,12 @@ class StepContext:
     def region(self) -> str:
         return self.config.region(self.step.role)
 
+    @property
+    def active_role(self) -> str:
+        """The role whose region takes writes now (the state's active region; 'primary' until a
+        runbook switched it): what verify judges the Aurora writer and the DNS switch by."""
+        return self.state.active_role()
+
     def call(self, service: str, operation: str, **kwargs: Any) -> Any:
         """An AWS call in this step's region."""
         return self.aws.call(service, self.region, operation, **kwargs)

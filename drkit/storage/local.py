@@ -1,6 +1,7 @@
 """The state kept on local disk, as drkit always kept it: the state file written atomically, an
 O_EXCL lock file beside it, the audit log as JSON lines beside it, and journals and reports in
-directories beside it (`<env>.journals/`, `<env>.reports/`)."""
+directories beside it (`<env>.journals/`, and `reports/`: report names start with a run id,
+unique across envs, so the issue's `reports/<run-id>.json` beside the state is shared by envs)."""
 
 from __future__ import annotations
 
@@ -224,16 +225,20 @@ class LocalStorage(Storage):
 
     def write_report(self, name: str, text: str) -> str:
         check_stream_name(name)
-        path = self.path.with_name(f"{self._stem}.reports") / name
+        path = self._reports / name
         write_atomically(path, text)
         return str(path)
 
     def read_report(self, name: str) -> str | None:
         check_stream_name(name)
         try:
-            return (self.path.with_name(f"{self._stem}.reports") / name).read_text(encoding="utf-8")
+            return (self._reports / name).read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+
+    @property
+    def _reports(self) -> Path:
+        return self.path.with_name("reports")
 
     def _stream_path(self, stream: str) -> Path:
         check_stream_name(stream)
