@@ -123,6 +123,9 @@ class AwsGateway:
         self.interrupt = interrupt or getattr(self.clock, "interrupt", None) or threading.Event()
         self._clients: dict[tuple[str, str, bool], Any] = {}
         self._lock = threading.Lock()
+        # Told of every call before it is sent: (service, region, operation). A listener may
+        # raise to refuse the call (a failover's guard against the impaired region).
+        self.listeners: list[Callable[[str, str, str], None]] = []
         try:
             self._session = boto3.session.Session(profile_name=profile, **dict(credentials or {}))
         except botocore.exceptions.ProfileNotFound:
@@ -186,6 +189,8 @@ class AwsGateway:
         An idempotency token the API has (ClientToken, ...) is generated once here and reused by
         every attempt, botocore's and drkit's, so a resent create returns the same resource.
         """
+        for listener in list(self.listeners):
+            listener(service, region, operation)
         client = self.client(service, region, resend=settled is None)
         method = getattr(client, operation)
         mutating = is_mutating(operation)

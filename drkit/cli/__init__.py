@@ -12,6 +12,7 @@ from drkit.cli.iam_policy import iam_policy
 from drkit.cli.outputs import outputs
 from drkit.cli.plan import plan
 from drkit.cli.provision import provision
+from drkit.cli.runbook import runbook
 from drkit.cli.sandbox import sandbox
 from drkit.cli.state import state
 from drkit.cli.teardown import teardown
@@ -71,5 +72,5 @@ def main() -> None:
     disaster-recovery infrastructure on AWS."""
 
 
-for command in (plan, provision, verify, teardown, outputs, state, sandbox, demo, iam_policy):
+for command in (plan, provision, verify, teardown, outputs, state, sandbox, demo, iam_policy, runbook):
     main.add_command(command)
