@@ -1,0 +1,1 @@
+"""Runbooks: switchover, failover, failback and drill, each run journaled step by step."""
