@@ -67,6 +67,7 @@ def switchover(rc: RunContext, d: Direction, spec: Any) -> str:
     running = reads.failover_state(raw)
     if running and running.get("ToDbClusterArn") == target:
         return "a switchover to the target was already running (resumed)"
+    rc.measure("rpo_seconds", 0, "s", "a switchover waits until the target has caught up: no data is lost")
     rc.aws.call("rds", rc.region(d.frm), "switchover_global_cluster", GlobalClusterIdentifier=rc.config.names.global_cluster,
                 TargetDbClusterIdentifier=target, settled=lambda: _operation_toward(rc, d),
                 resource=rc.config.names.global_cluster)

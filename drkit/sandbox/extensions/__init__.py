@@ -35,6 +35,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "cloudwatch_alarms",
     "route53_health",
     "rds_global_endpoint",
+    "lambda_account_settings",
 )
 
 _install_lock = threading.Lock()
