@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 import threading
 import urllib.parse
 import urllib.request
@@ -45,7 +46,7 @@ class Outages:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._regions: dict[str, dict[str, Any]] = {}
-        self.refused: list[tuple[str, str]] = []
+        self.refused: deque[tuple[str, str]] = deque(maxlen=10_000)  # bounded for a long-running server
 
     def begin(self, region: str, aws_apis: bool = False, services: Optional[Iterable[str]] = None) -> None:
         with self._lock:

@@ -129,21 +129,22 @@ def _rejoin(member: DBCluster) -> None:
 
 def advance(gc: GlobalCluster) -> None:
     """Finish an operation whose time is up; rejoin old primaries whose Region is back."""
-    op = gc.__dict__.get("_drkit_failover")
-    if op is not None and _t().elapsed_since(op["since"]) >= _t().rds_switchover:
-        gc.__dict__["_drkit_failover"] = None
-        old, new = _member(gc, op["from"]), _member(gc, op["to"])
-        if new is not None:
-            if old is not None and not _same(old, new):
-                old.is_writer = False
-                old.__dict__["_drkit_secondary_since"] = datetime.now(timezone.utc).replace(tzinfo=None)
-                if op["data_loss"]:
-                    old.__dict__["_drkit_resync"] = {"awaiting_rejoin": True, "failed_at": op["failed_at"]}
-            new.is_writer = True
-            new.__dict__["_drkit_resync"] = None
-    for member in gc.members:
-        if awaiting_rejoin(member) and not _rds_out(member):
-            _rejoin(member)
+    with _lock:  # described from the HTTP server's threads too
+        op = gc.__dict__.get("_drkit_failover")
+        if op is not None and _t().elapsed_since(op["since"]) >= _t().rds_switchover:
+            gc.__dict__["_drkit_failover"] = None
+            old, new = _member(gc, op["from"]), _member(gc, op["to"])
+            if new is not None:
+                if old is not None and not _same(old, new):
+                    old.is_writer = False
+                    old.__dict__["_drkit_secondary_since"] = datetime.now(timezone.utc).replace(tzinfo=None)
+                    if op["data_loss"]:
+                        old.__dict__["_drkit_resync"] = {"awaiting_rejoin": True, "failed_at": op["failed_at"]}
+                new.is_writer = True
+                new.__dict__["_drkit_resync"] = None
+        for member in gc.members:
+            if awaiting_rejoin(member) and not _rds_out(member):
+                _rejoin(member)
 
 
 # --- switchover / failover -------------------------------------------------------------------
