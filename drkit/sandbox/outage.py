@@ -146,6 +146,7 @@ class OutageMiddleware:
     def __init__(self, app: Callable[..., Iterable[bytes]], outages: Outages) -> None:
         self.app = app
         self.outages = outages
+        self._request_resolver: Any = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").rstrip("/") == CONTROL_PATH:
@@ -156,10 +157,26 @@ class OutageMiddleware:
             return _answer(start_response, 503, {"message": "Service Unavailable"})
         scope = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION") or "")
         if scope and self.outages.refuses(scope["region"], scope["service"]):
-            return _answer(start_response, 503, {"__type": "ServiceUnavailable",
-                                                 "message": f"{scope['region']} is unavailable (sandbox outage)"},
-                           extra=[("x-amzn-ErrorType", "ServiceUnavailable")])
+            return self._unavailable(environ, start_response, scope["region"])
         return self.app(environ, start_response)
+
+    def _unavailable(self, environ: dict[str, Any], start_response: Callable[..., Any], region: str) -> Iterable[bytes]:
+        """503 ServiceUnavailable in the wire format of the request's protocol (XML for RDS and
+        EC2, JSON, CBOR...), so botocore reads it as the ClientError an impaired region gives."""
+        from drkit.sandbox.fault_requests import error_response
+        from drkit.sandbox.faults_http import _read_body, _respond, _view_of_environ
+
+        view = self._resolver().resolve(_view_of_environ(environ, _read_body(environ)))
+        status, headers, body = error_response(view, "ServiceUnavailable", 503,
+                                               f"{region} is unavailable (sandbox outage)")
+        return _respond(start_response, status, headers, body)
+
+    def _resolver(self) -> Any:
+        if self._request_resolver is None:
+            from drkit.sandbox.fault_requests import RequestResolver
+
+            self._request_resolver = RequestResolver()
+        return self._request_resolver
 
     def _control(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -187,12 +204,10 @@ def _is_loopback(host: str) -> bool:
     return host.split(":")[0] in _LOOPBACK_HOSTS
 
 
-def _answer(start_response: Callable[..., Any], status: int, body: dict[str, Any],
-            extra: Optional[list[tuple[str, str]]] = None) -> list[bytes]:
+def _answer(start_response: Callable[..., Any], status: int, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode()
     reason = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed", 503: "Service Unavailable"}[status]
-    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
-                                          *(extra or [])])
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
     return [data]
 
 

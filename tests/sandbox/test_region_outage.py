@@ -63,13 +63,18 @@ def test_one_switch_for_every_user(aws):
 
 
 def test_a_running_sandbox_reads_the_same_switch():
+    # Over HTTP a refused request is 503 ServiceUnavailable in its protocol's wire format (JSON for
+    # SQS, XML for RDS's query protocol), so botocore reads it as a ClientError.
     with SandboxServer() as server, region_outage() as outage:
-        outage.down("us-east-2", services=["sqs"])
-        assert RemoteOutage(server.endpoint_url).regions() == {"us-east-2": {"aws_apis": True, "services": ["sqs"]}}
+        outage.down("us-east-2", services=["sqs", "rds"])
+        assert RemoteOutage(server.endpoint_url).regions() == {
+            "us-east-2": {"aws_apis": True, "services": ["rds", "sqs"]}}
         sqs = client("sqs", "us-east-2", endpoint_url=server.endpoint_url)
-        with pytest.raises(ClientError) as refused:
-            sqs.list_queues()
-        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        for call in (sqs.list_queues, client("rds", "us-east-2", endpoint_url=server.endpoint_url).describe_db_clusters):
+            with pytest.raises(ClientError) as refused:
+                call()
+            assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+            assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
         assert "Topics" in client("sns", "us-east-2", endpoint_url=server.endpoint_url).list_topics()
         RemoteOutage(server.endpoint_url).end("us-east-2")
         assert outage.regions() == {} and "QueueUrls" not in sqs.list_queues()
