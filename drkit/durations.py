@@ -44,6 +44,14 @@ AWS_TYPICAL: tuple[TypicalDuration, ...] = (
     TypicalDuration("aurora_detach", "Aurora secondary detach + promote", 180, "rds_promoting",
                     "AWS Aurora guide, Removing a cluster from a global database; reported 1-5 min",
                     ("Aurora cluster", "to leave")),
+    TypicalDuration("aurora_global_switchover", "Aurora global database switchover", 120, "rds_switchover",
+                    "AWS Aurora guide, Using switchover or failover in Aurora Global Database: 'RTO can be "
+                    "in the order of minutes'; the database 'is unavailable for a short time' while the "
+                    "clusters assume their new roles", ("global database", "switchover")),
+    TypicalDuration("aurora_global_failover", "Aurora global database managed failover (AllowDataLoss)", 120,
+                    "rds_switchover", "AWS Aurora guide, Performing managed failovers for Aurora global "
+                    "databases: 'Typically, the chosen secondary cluster assumes the primary role within a "
+                    "few minutes'", ("global database", "failover")),
     TypicalDuration("aurora_instance_deleting", "Aurora instance deleting", 480, "rds_deleting",
                     "AWS Aurora guide, DB instance status `deleting`; reported 5-10 min",
                     ("instance", "gone")),

@@ -29,6 +29,9 @@ class SandboxTimings:
     rds_creating: float = 0.5
     rds_deleting: float = 0.0
     rds_promoting: float = 0.5
+    # An Aurora global database switchover or failover is in progress (FailoverState present) this
+    # long; an old primary that rejoined after a failover is `pending-resync` as long again.
+    rds_switchover: float = 0.5
     rds_global_deleting: float = 0.5  # a deleted global database is `deleting` before it is gone
     dynamodb_replica_creating: float = 0.5
     dynamodb_replica_deleting: float = 0.5
@@ -44,7 +47,9 @@ class SandboxTimings:
     # Route 53 endpoint checks probe at most this often (sandbox seconds) per check; 0: every
     # status read is one round of the checkers (AWS: every 10 or 30 s).
     route53_health_interval: float = 0.0
-    aurora_replication_lag_ms: float = 120.0  # the lag CloudWatch reports for a secondary cluster
+    # The AuroraGlobalDBReplicationLag CloudWatch reports for a secondary cluster; change it in place
+    # (or DRKIT_SANDBOX_AURORA_REPLICATION_LAG_MS) to make the lag high.
+    aurora_replication_lag_ms: float = 120.0
     # The HTTP server stands in for AWS's HTTPS endpoints: its loopback requests count as TLS
     # (aws:SecureTransport true), so a TLS-only bucket policy treats drkit as AWS would.
     # SandboxServer and `drkit sandbox` turn this on; in-process mocks judge the URL's scheme.

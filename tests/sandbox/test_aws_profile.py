@@ -42,6 +42,9 @@ def test_profile_values_are_the_table_scaled() -> None:
     creating = [BY_KEY[k].seconds for k in ("aurora_cluster_creating", "aurora_instance_creating",
                                             "aurora_secondary_creating")]
     assert profile.rds_creating == sum(creating) / len(creating) / 60 == aws_field_seconds()["rds_creating"] / 60
+    # Switchover and failover have their own field, not the many minutes of `rds_creating`.
+    switching = [BY_KEY[k].seconds for k in ("aurora_global_switchover", "aurora_global_failover")]
+    assert profile.rds_switchover == sum(switching) / len(switching) / 60 == 2.0
 
 
 @pytest.mark.parametrize("environ, expected_nat", [

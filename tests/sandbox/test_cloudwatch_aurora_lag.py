@@ -36,3 +36,25 @@ def test_a_detached_cluster_has_no_global_replication_lag(global_db):  # noqa: F
     boto3.client("rds", region_name=PRIMARY).remove_from_global_cluster(
         GlobalClusterIdentifier="drkit-global", DbClusterIdentifier=secondary_arn)
     assert lag_datapoints(DR, "app-secondary") == []
+
+
+def test_lag_follows_the_roles_after_a_switchover(global_db, wait_until):  # noqa: F811
+    # "Some CloudWatch metrics, such as replication lag, are only available for secondary Regions.
+    # Thus, a switchover changes how to view those metrics."
+    # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html
+    primary_arn, secondary_arn = global_db
+    rds = boto3.client("rds", region_name=DR)
+    rds.switchover_global_cluster(GlobalClusterIdentifier="drkit-global", TargetDbClusterIdentifier=secondary_arn)
+    assert wait_until(lambda: not rds.describe_global_clusters()["GlobalClusters"][0].get("FailoverState"), timeout=1.0)
+    assert lag_datapoints(PRIMARY, "app-primary")  # the old primary is the secondary now, in its Region
+    assert lag_datapoints(DR, "app-secondary") == []  # the new primary has none
+    assert lag_datapoints(DR, "app-primary") == []
+
+
+def test_the_lag_can_be_made_high(global_db, fast_timings):  # noqa: F811
+    # The metric is what the runbooks read before a switchover ("the larger the lag value, the
+    # longer the switchover will take") and to pick the failover target.
+    # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html
+    assert {p["Maximum"] for p in lag_datapoints(DR, "app-secondary")} == {120.0}
+    fast_timings.aurora_replication_lag_ms = 45000.0
+    assert max(p["Maximum"] for p in lag_datapoints(DR, "app-secondary")) == 45000.0

@@ -190,65 +190,6 @@ def test_deleting_a_secondary_removes_it_from_the_global_database(global_db, wai
     assert error_code(lambda: global_cluster()) == "GlobalClusterNotFoundFault"
 
 
-def test_switchover_swaps_the_writer_and_reports_failover_state_while_in_progress(global_db, wait_until):
-    # SwitchoverGlobalCluster: the secondary becomes the writer, the old primary a read-only
-    # secondary; FailoverState is present only while the operation is in progress.
-    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_SwitchoverGlobalCluster.html
-    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html
-    primary, secondary = global_db
-    answer = rds(DR).switchover_global_cluster(GlobalClusterIdentifier=GLOBAL, TargetDbClusterIdentifier=secondary)[
-        "GlobalCluster"
-    ]
-    assert answer["Status"] == "switching-over"
-    assert answer["FailoverState"] == {
-        "Status": "switching-over",
-        "FromDbClusterArn": primary,
-        "ToDbClusterArn": secondary,
-        "IsDataLossAllowed": False,
-    }
-    assert wait_until(lambda: "FailoverState" not in global_cluster(), timeout=1.0)
-    assert global_cluster()["Status"] == "available"
-    assert members() == {primary: False, secondary: True}
-
-
-def test_failover_with_allow_data_loss(global_db, wait_until):
-    # FailoverGlobalCluster with AllowDataLoss fails over (IsDataLossAllowed true); AllowDataLoss
-    # and Switchover together are refused.
-    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverGlobalCluster.html
-    primary, secondary = global_db
-    assert error_code(
-        lambda: rds(DR).failover_global_cluster(
-            GlobalClusterIdentifier=GLOBAL, TargetDbClusterIdentifier=secondary, AllowDataLoss=True, Switchover=True
-        )
-    ) == "InvalidParameterCombination"
-    answer = rds(DR).failover_global_cluster(
-        GlobalClusterIdentifier=GLOBAL, TargetDbClusterIdentifier=secondary, AllowDataLoss=True
-    )["GlobalCluster"]
-    assert answer["Status"] == "failing-over"
-    assert answer["FailoverState"]["IsDataLossAllowed"] is True
-    # A second operation while one is in progress is refused.
-    assert error_code(
-        lambda: rds(DR).switchover_global_cluster(GlobalClusterIdentifier=GLOBAL, TargetDbClusterIdentifier=primary)
-    ) == "InvalidGlobalClusterStateFault"
-    assert wait_until(lambda: members() == {primary: False, secondary: True}, timeout=1.0)
-    assert "FailoverState" not in global_cluster()
-
-
-def test_switchover_target_must_be_a_secondary_member(global_db):
-    # The target must be a secondary DB cluster of the global database (DBClusterNotFoundFault).
-    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_SwitchoverGlobalCluster.html#API_SwitchoverGlobalCluster_Errors
-    outsider = create_cluster(DR, "outsider")
-    code = error_code(
-        lambda: rds(DR).switchover_global_cluster(
-            GlobalClusterIdentifier=GLOBAL, TargetDbClusterIdentifier=outsider["DBClusterArn"]
-        )
-    )
-    assert code == "DBClusterNotFoundFault"
-    assert error_code(
-        lambda: rds(DR).switchover_global_cluster(GlobalClusterIdentifier="nope", TargetDbClusterIdentifier=outsider["DBClusterArn"])
-    ) == "GlobalClusterNotFoundFault"
-
-
 def test_global_cluster_tags_are_kept_and_can_be_changed_by_arn(aws):
     # CreateGlobalCluster takes Tags, DescribeGlobalClusters returns them as TagList, and the
     # global cluster's ARN works with AddTagsToResource / ListTagsForResource.

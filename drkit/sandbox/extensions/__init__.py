@@ -24,6 +24,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "s3_replication",
     "s3_policy_conditions",
     "rds_global",
+    "rds_failover",
     "rds_identity",
     "cloudwatch_aurora_lag",
     "s3_create_bucket_tags",

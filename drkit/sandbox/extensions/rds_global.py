@@ -1,8 +1,8 @@
 """Aurora clusters, instances and global databases as AWS runs them.
 
-moto 5.2 makes clusters and instances `available` at once, keeps global-database members it cannot
-find in the request's Region (members are compared by ARN here, never by object identity), and does not implement switchover or failover. This extension
-emulates (each point cites the AWS page it follows):
+moto 5.2 makes clusters and instances `available` at once and keeps global-database members it
+cannot find in the request's Region (members are compared by ARN here, never by object identity).
+This extension emulates (each point cites the AWS page it follows):
 
 - Transitional states, computed lazily from the injectable clock: a new DB cluster or DB instance
   is `creating` for `timings.rds_creating` seconds, then `available`; a deleted one is `deleting`
@@ -19,27 +19,14 @@ emulates (each point cites the AWS page it follows):
   instance."). Deleting a secondary removes it from the global database's members, in any Region.
   https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBCluster.html
   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-managing.html#aurora-global-database-deleting
-- RemoveFromGlobalCluster takes the member's ARN (any Region) and detaches it: a secondary becomes
-  a standalone writable (IsWriter) cluster, `promoting` for `timings.rds_promoting` seconds
-  (defaults to `rds_creating`) and then `available`; it is no longer listed in
-  GlobalClusterMembers. The primary cannot be removed while secondaries remain
-  (InvalidGlobalClusterStateFault).
-  https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RemoveFromGlobalCluster.html
-  https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-managing.html#aurora-global-database-detaching
 - DeleteGlobalCluster fails with InvalidGlobalClusterStateFault while members remain, and with
   GlobalClusterNotFoundFault for an unknown identifier; a deleted global cluster is `deleting` for
   `timings.rds_global_deleting` seconds before it is gone; DescribeGlobalClusters honours
   GlobalClusterIdentifier. Global databases are found from every Region.
   https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteGlobalCluster.html
   https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeGlobalClusters.html
-- SwitchoverGlobalCluster and FailoverGlobalCluster (TargetDbClusterIdentifier as an ARN; failover
-  with AllowDataLoss, or switchover with Switchover or neither): the global cluster is
-  `switching-over` / `failing-over` and reports `FailoverState` (Status, FromDbClusterArn,
-  ToDbClusterArn, IsDataLossAllowed) for `timings.rds_creating` seconds; then the target is the
-  writer, the old primary a read-only secondary, and `FailoverState` is gone.
-  https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_SwitchoverGlobalCluster.html
-  https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverGlobalCluster.html
-  https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html
+The DR operations (switchover, failover, detach-and-promote) and the members'
+SynchronizationStatus are in rds_failover.
 """
 
 from __future__ import annotations
@@ -54,7 +41,6 @@ from moto.rds.exceptions import (
     InvalidDBClusterStateFault,
     InvalidDBInstanceStateFault,
     InvalidParameterCombination,
-    InvalidParameterValue,
     RDSClientError,
 )
 from moto.rds.models import DBCluster, DBInstance, GlobalCluster, RDSBackend, rds_backends
@@ -83,8 +69,7 @@ def _t() -> SandboxTimings:
 
 
 def _promoting_seconds() -> float:
-    t = _t()
-    return float(t.rds_promoting)
+    return float(_t().rds_promoting)
 
 
 # --- lazy states -----------------------------------------------------------------------------
@@ -146,7 +131,6 @@ def _sweep() -> None:
                     ) >= t.rds_deleting:
                         backend.clusters.pop(key, None)
         for gc in _all_global_clusters():
-            _advance_global(gc)
             since = gc.__dict__.get("_drkit_deleting_since")
             if since is not None and t.elapsed_since(since) >= t.rds_global_deleting:
                 gc.backend.global_clusters.pop(gc.global_cluster_identifier, None)
@@ -203,92 +187,19 @@ def _detach(gc: GlobalCluster, cluster: DBCluster) -> None:
     cluster.global_cluster_identifier = None
 
 
-# --- switchover / failover -------------------------------------------------------------------
+# --- global cluster status --------------------------------------------------------------------
 
 
-def _global_status(self: GlobalCluster) -> str:
+def global_status(self: GlobalCluster) -> str:
+    """`deleting` once DeleteGlobalCluster was accepted, else the status moto set (rds_failover
+    reports a switchover or failover in progress on top of this)."""
     if self.__dict__.get("_drkit_deleting_since") is not None:
         return "deleting"
-    _advance_global(self)
-    op = self.__dict__.get("_drkit_failover")
-    if op is not None:
-        return "failing-over" if op["data_loss"] else "switching-over"
-    return self.__dict__.get("_drkit_status", "available")
+    return str(self.__dict__.get("_drkit_status", "available"))
 
 
 def _global_set_status(self: GlobalCluster, value: str) -> None:
     self.__dict__["_drkit_status"] = value
-
-
-def _failover_state(self: GlobalCluster) -> dict[str, Any] | None:
-    _advance_global(self)
-    op = self.__dict__.get("_drkit_failover")
-    if op is None:
-        return None  # FailoverState is present only while an operation is in progress
-    return {
-        "Status": "failing-over" if op["data_loss"] else "switching-over",
-        "FromDbClusterArn": op["from"].db_cluster_arn,
-        "ToDbClusterArn": op["to"].db_cluster_arn,
-        "IsDataLossAllowed": op["data_loss"],
-    }
-
-
-def _advance_global(gc: GlobalCluster) -> None:
-    op = gc.__dict__.get("_drkit_failover")
-    if op is None or _t().elapsed_since(op["since"]) < _t().rds_creating:
-        return
-    old, new = op["from"], op["to"]
-    if any(_same(member, new) for member in gc.members):
-        if any(_same(member, old) for member in gc.members):
-            old.is_writer = False
-        new.is_writer = True
-    gc.__dict__["_drkit_failover"] = None
-
-
-def _start_failover(responder: RDSResponse, data_loss: bool) -> GlobalCluster:
-    params = responder.params
-    account = responder.current_account
-    _, gc = _find_global(account, params["GlobalClusterIdentifier"])
-    if gc.__dict__.get("_drkit_failover") is not None:
-        raise InvalidGlobalClusterState(
-            f"Global cluster {gc.global_cluster_identifier} is not in a valid state for this "
-            f"operation: {gc.status}"
-        )
-    target_id = params["TargetDbClusterIdentifier"]
-    target = _find_cluster(account, responder.region, target_id)
-    if not any(_same(member, target) for member in gc.members):
-        raise DBClusterNotFoundError(
-            target_id,
-            f"The DB cluster {target_id} is not a member of global cluster "
-            f"{gc.global_cluster_identifier}",
-        )
-    if target.is_writer:
-        raise InvalidParameterValue(
-            f"DB cluster {target_id} is already the primary cluster of global cluster "
-            f"{gc.global_cluster_identifier}"
-        )
-    writer = next((m for m in gc.members if m.is_writer), None)
-    must_be_available = [target] if data_loss or writer is None else [target, writer]
-    for cluster in must_be_available:
-        if cluster.status != "available":
-            raise InvalidDBClusterStateFault(
-                f"DB cluster {cluster.db_cluster_arn} is in {cluster.status} state but expected "
-                "it to be available."
-            )
-    gc.__dict__["_drkit_failover"] = {
-        "from": writer or target,
-        "to": target,
-        "data_loss": data_loss,
-        "since": _t().now(),
-    }
-    _advance_global(gc)
-    return gc
-
-
-def _flag(value: Any) -> bool | None:
-    if value is None:
-        return None
-    return str(value).lower() == "true"
 
 
 # --- installation ----------------------------------------------------------------------------
@@ -303,8 +214,7 @@ def install(timings: SandboxTimings) -> None:
 
     DBCluster.status = property(_cluster_status, _cluster_set_status)  # type: ignore[assignment]
     DBInstance.status = property(_instance_status, _instance_set_status)  # type: ignore[assignment]
-    GlobalCluster.status = property(_global_status, _global_set_status)  # type: ignore[assignment]
-    GlobalCluster.failover_state = property(_failover_state)  # type: ignore[attr-defined]
+    GlobalCluster.status = property(global_status, _global_set_status)  # type: ignore[assignment]
 
     original_call_action = RDSResponse.call_action
 
@@ -469,32 +379,6 @@ def install(timings: SandboxTimings) -> None:
 
     RDSBackend._get_resource_for_tagging = resource_for_tagging  # type: ignore[method-assign]
 
-    def remove_from_global_cluster(
-        self: RDSBackend, global_cluster_identifier: str, db_cluster_identifier: str
-    ) -> GlobalCluster:
-        with _lock:
-            _, gc = _find_global(self.account_id, global_cluster_identifier)
-            cluster = _find_cluster(self.account_id, self.region_name, db_cluster_identifier)
-            if not any(_same(member, cluster) for member in gc.members):
-                raise DBClusterNotFoundError(
-                    db_cluster_identifier,
-                    f"The DB cluster {db_cluster_identifier} is not a member of global cluster "
-                    f"{gc.global_cluster_identifier}",
-                )
-            if cluster.is_writer and len(gc.members) > 1:
-                raise InvalidGlobalClusterState(
-                    "The primary cluster of a global cluster can't be removed while the global "
-                    "cluster has secondary clusters; remove the secondary clusters first."
-                )
-            was_secondary = not cluster.is_writer
-            _detach(gc, cluster)
-            cluster.is_writer = True  # a standalone cluster with full read/write capability
-            if was_secondary and _promoting_seconds() > 0:
-                cluster.status = "promoting"
-            return gc
-
-    RDSBackend.remove_from_global_cluster = remove_from_global_cluster  # type: ignore[method-assign]
-
     def delete_global_cluster(self: RDSBackend, global_cluster_identifier: str) -> GlobalCluster:
         with _lock:
             backend, gc = _find_global(self.account_id, global_cluster_identifier)
@@ -524,20 +408,3 @@ def install(timings: SandboxTimings) -> None:
         return ActionResult({"GlobalClusters": clusters})
 
     RDSResponse.describe_global_clusters = describe_global_clusters  # type: ignore[method-assign]
-
-    def switchover_global_cluster(self: RDSResponse) -> ActionResult:
-        with _lock:
-            gc = _start_failover(self, data_loss=False)
-        return ActionResult({"GlobalCluster": gc})
-
-    def failover_global_cluster(self: RDSResponse) -> ActionResult:
-        allow_data_loss = _flag(self.params.get("AllowDataLoss"))
-        switchover = _flag(self.params.get("Switchover"))
-        if allow_data_loss and switchover:
-            raise InvalidParameterCombination("AllowDataLoss and Switchover cannot both be specified.")
-        with _lock:
-            gc = _start_failover(self, data_loss=bool(allow_data_loss))
-        return ActionResult({"GlobalCluster": gc})
-
-    RDSResponse.switchover_global_cluster = switchover_global_cluster  # type: ignore[attr-defined]
-    RDSResponse.failover_global_cluster = failover_global_cluster  # type: ignore[attr-defined]
