@@ -25,8 +25,18 @@ PRIMARY, DR = "us-east-1", "us-east-2"
 
 @pytest.fixture(scope="module")
 def server():
-    with SandboxServer() as served:
-        yield served
+    """The served sandbox, its alarm periods a second long (a minute on AWS): a drill switches the
+    region back within seconds, which on AWS waits for the next period."""
+    from drkit.sandbox.extensions import active_timings
+
+    timings = active_timings()
+    saved = timings.cloudwatch_period_scale
+    timings.cloudwatch_period_scale = 60.0
+    try:
+        with SandboxServer() as served:
+            yield served
+    finally:
+        timings.cloudwatch_period_scale = saved
 
 
 def new_runner(server: SandboxServer, tmp_path: Path, env: str) -> Runner:

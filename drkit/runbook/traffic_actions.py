@@ -40,7 +40,19 @@ def _switch_applies(rc: RunContext, d: Direction) -> str | None:
                              f"(the region switch says {d.to})",
         preconditions="the switch alarm exists (ensure_failover_records)")
 def switch_dns(rc: RunContext, d: Direction, spec: Any) -> str:
+    """Publish the switch value, and again on every poll until the alarm agrees: an alarm that saw
+    both values within one period (a quick switch back) takes the period's Maximum, and with
+    missing data ignored it would keep that state for good without a later datapoint."""
     done = region_switch.activate(rc.config, rc.aws, d.to)
+
+    def poll() -> dict[str, Any]:
+        now = region_switch.read(rc.config, rc.aws)
+        if now["active"] != d.to:
+            region_switch.activate(rc.config, rc.aws, d.to)
+        return now
+
+    rc.waiter.until(f"the region switch alarm to say {d.to}", poll, lambda now: now["active"] == d.to,
+                    describe=lambda now: f"alarm {now['alarm_state']}", timeout=spec.timeout)
     return f"region switch set to {done['activated']} ({done['switch_value']:.0f} in {done['switch_region']})"
 
 

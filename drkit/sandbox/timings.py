@@ -49,6 +49,8 @@ class SandboxTimings:
     route53_health_interval: float = 0.0
     # The AuroraGlobalDBReplicationLag CloudWatch reports for a secondary cluster; change it in place
     # (or DRKIT_SANDBOX_AURORA_REPLICATION_LAG_MS) to make the lag high.
+    # A CloudWatch alarm's period lasts Period / this many real seconds (1: as on AWS).
+    cloudwatch_period_scale: float = 1.0
     aurora_replication_lag_ms: float = 120.0
     # The HTTP server stands in for AWS's HTTPS endpoints: its loopback requests count as TLS
     # (aws:SecureTransport true), so a TLS-only bucket policy treats drkit as AWS would.

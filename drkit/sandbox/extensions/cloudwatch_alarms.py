@@ -12,7 +12,9 @@ moto stores alarms in state OK forever (and resets a re-put alarm). AWS behaviou
   (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html);
 - a state change publishes the alarm's JSON notification to each SNS topic of the new state's
   actions (AlarmActions / OKActions / InsufficientDataActions), when actions are enabled.
-Evaluation happens when data arrives (PutMetricData), not on a timer.
+Evaluation happens when data arrives (PutMetricData), not on a timer. Periods last
+`Period / timings.cloudwatch_period_scale` real seconds (1: as on AWS; tests that switch regions
+back and forth use 60, a minute per second).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from moto.core.utils import utcnow
 from drkit.sandbox.timings import SandboxTimings
 
 _MARK = "_drkit_cloudwatch_alarms_installed"
+_timings: dict[str, SandboxTimings] = {}
 COMPARE = {
     "GreaterThanThreshold": lambda v, t: v > t,
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
@@ -36,6 +39,7 @@ COMPARE = {
 
 
 def install(timings: SandboxTimings) -> None:
+    _timings["t"] = timings
     if getattr(CloudWatchBackend, _MARK, False):
         return
     setattr(CloudWatchBackend, _MARK, True)
@@ -84,7 +88,8 @@ def evaluate(backend: CloudWatchBackend, alarm: Any) -> str:
 
 def _period_values(backend: CloudWatchBackend, alarm: Any) -> list[float | None]:
     """The statistic of each of the last EvaluationPeriods periods, newest first (None: no data)."""
-    period = timedelta(seconds=int(alarm.period or 60))
+    scale = max(float(getattr(_timings.get("t"), "cloudwatch_period_scale", 1.0) or 1.0), 1.0)
+    period = timedelta(seconds=int(alarm.period or 60) / scale)
     now = utcnow()
     wanted = sorted((d.name, d.value) for d in alarm.dimensions)
     points = [d for d in backend.metric_data if d.namespace == alarm.namespace and d.name == alarm.metric_name
