@@ -14,6 +14,7 @@ from drkit.cli.plan import plan
 from drkit.cli.provision import provision
 from drkit.cli.sandbox import sandbox
 from drkit.cli.state import state
+from drkit.cli.status import status
 from drkit.cli.teardown import teardown
 from drkit.cli.verify import verify
 
@@ -71,5 +72,5 @@ def main() -> None:
     disaster-recovery infrastructure on AWS."""
 
 
-for command in (plan, provision, verify, teardown, outputs, state, sandbox, demo, iam_policy):
+for command in (plan, provision, verify, status, teardown, outputs, state, sandbox, demo, iam_policy):
     main.add_command(command)
