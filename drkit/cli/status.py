@@ -60,12 +60,12 @@ def lines(doc: dict[str, Any]) -> list[str]:
         out.append(f"Replication lag: {lag['latest_ms']:.0f} ms ({lag['cluster']} in {lag['region']}; "
                    f"max {lag['max_ms']:.0f} ms over {lag['window_minutes']} min)")
     dns = doc.get("dns_answers") or {}
-    answers = ", ".join(dns.get("records") or [])
+    answers = dns.get("note") or ", ".join(dns.get("records") or []) or "no answer"
     out.append(f"DNS: unknown ({_why(dns)})" if "error" in dns else
                f"DNS: {dns.get('hostname')} -> {dns.get('region') or 'unknown'} ({answers})")
     switch = doc.get("region_switch") or {}
     out.append(f"Region switch: unknown ({_why(switch)})" if "error" in switch else
-               f"Region switch: {switch.get('active')} active (alarm {switch.get('alarm_state')}, "
+               f"Region switch: {switch.get('active')} active (alarm {switch.get('alarm_state') or 'not found'}, "
                f"last value {switch.get('last_value')})")
     runs = doc.get("runbooks_in_progress")
     if runs is None:
