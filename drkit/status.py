@@ -97,10 +97,11 @@ def read_status(config: Config, aws: Any, state: State, storage: Storage | None 
         "replication_lag": lag,
         "dns_answers": _part(lambda: _dns(config, reads, outputs)),
         "region_switch": _part(lambda: region_switch.read(config, reads)),
-        "state": {"location": storage.name if storage is not None else str(state.path),
-                  "degraded": bool(storage is not None and storage.degraded)},
+        **runbooks_in_progress(storage),
     }
-    document.update(runbooks_in_progress(storage))
+    # Last: reading the journals may be what found the state's home region down.
+    document["state"] = {"location": storage.name if storage is not None else str(state.path),
+                         "degraded": bool(storage is not None and storage.degraded)}
     return document
 
 
