@@ -65,6 +65,12 @@ def activate(config: Config, aws: AwsGateway, region: str) -> dict[str, Any]:
             "switch_region": config.dr_region, "alarm": alarm_name(config)}
 
 
+def active_of(alarm_state: str | None) -> str:
+    """The role the switch makes DNS answer, from the switch alarm's state: ALARM is 'dr';
+    OK, INSUFFICIENT_DATA (no data yet: missing data is ignored) or no alarm is 'primary'."""
+    return "dr" if alarm_state == "ALARM" else "primary"
+
+
 def read(config: Config, aws: AwsGateway) -> dict[str, Any]:
     """What the switch says now: the alarm's state and the last value published (reads only, in
     the DR region). `active` is 'dr' when the alarm is in ALARM, else 'primary'."""
@@ -77,4 +83,4 @@ def read(config: Config, aws: AwsGateway) -> dict[str, Any]:
                       EndTime=now + timedelta(minutes=1), Period=60, Statistics=["Maximum"]).get("Datapoints", [])
     last = max(points, key=lambda p: p["Timestamp"])["Maximum"] if points else None
     return {"alarm": alarm_name(config), "alarm_state": state, "last_value": last,
-            "active": "dr" if state == "ALARM" else "primary"}
+            "active": active_of(state)}

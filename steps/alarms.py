@@ -6,6 +6,9 @@ Per region (`ensure_alarms:primary`, `ensure_alarms:dr`):
   *this region's* cluster. AWS publishes the metric only for the secondary, in its own region. Both
   clusters are alarmed with missing data as not breaching, so the alarms follow a switchover or
   failover by themselves: the cluster that is secondary now has data, the writer has none (OK).
+  An alarm on the DR cluster only would go silent after a switchover, exactly when the old
+  primary is the one replicating; an alarm that followed the active role would need a
+  PutMetricAlarm per switchover. Nothing here depends on the active region.
   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-monitoring.html
 - Lambda Errors and Throttles (Sum > 0 in a minute) of this region's function, API Gateway 5XXError
   (Sum > 0) of this region's REST API stage.

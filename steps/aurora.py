@@ -10,8 +10,15 @@ https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-datab
 
 Every cluster and instance is waited for until `available` (tens of minutes on AWS, with
 progress lines); a re-run that finds one still `creating` waits for it instead of creating
-another. `verify` also checks the topology: exactly these two members, the primary the writer,
-the DR cluster a reader, one engine version.
+another. `verify` also checks the topology: exactly these two members, one engine version, and
+the writer the cluster of the *active* role (the state's active region, `ctx.active_role`:
+'primary' until a runbook switched over or failed over). Names and home regions never change
+with the role: `aurora-primary-<env>` stays in the primary region whichever cluster writes.
+Nothing else is judged by role: backup retention, deletion protection, security groups, subnet
+group and KMS key are settings of each cluster, which a switchover leaves as they are (it only
+"promotes the specified secondary cluster ... and demotes the current primary cluster to a
+secondary (read-only) cluster"), so a converged stack stays converged, and `provision` never
+switches the writer back. https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_SwitchoverGlobalCluster.html
 
 Teardown follows "Deleting an Amazon Aurora global database": each cluster is first removed from
 the global database (the secondary is promoted to a standalone cluster: wait for that), then its
@@ -92,12 +99,7 @@ class EnsureGlobalCluster(AuroraStep):
 
     def checks(self, ctx: StepContext, observation: Observation) -> list[Change]:
         findings = self._version_findings(ctx, observation, (GLOBAL_CLUSTER, CLUSTER))
-        cluster = observation.get(CLUSTER)
-        members = observation.facts.get("members", {})
-        if not cluster.exists or cluster.attrs["arn"] not in members or members[cluster.attrs["arn"]]:
-            return findings
-        return findings + [self._finding(ctx, "db_cluster", CLUSTER, cluster.id, "is_writer", True, False,
-                              "the primary is a reader: after a switchover or failover, switch back (see the runbook)")]
+        return findings + writer_findings(self, ctx, observation)
 
     def outputs(self, ctx: StepContext) -> dict[str, Any]:
         return {
@@ -207,7 +209,8 @@ class EnsureReplica(AuroraStep):
         ]
 
     def checks(self, ctx: StepContext, observation: Observation) -> list[Change]:
-        """The topology: exactly the primary and this cluster, this one a reader, one version."""
+        """The topology: exactly the primary and this cluster, the writer the active role's, one
+        version."""
         cluster = observation.get(CLUSTER)
         members = observation.facts.get("members", {})
         global_id = ctx.config.names.global_cluster
@@ -222,10 +225,7 @@ class EnsureReplica(AuroraStep):
             findings.append(self._finding(ctx, "global_cluster", GLOBAL_CLUSTER, global_id, "members",
                                           expected_members, sorted(members),
                                           "the global database must hold exactly the primary and the DR cluster"))
-        if members.get(cluster.attrs["arn"]):
-            findings.append(self._finding(ctx, "db_cluster", CLUSTER, cluster.id, "is_writer", False, True,
-                                          "the DR cluster is the writer: after a switchover or failover, switch back "
-                                          "(see the runbook)"))
+        findings += writer_findings(self, ctx, observation)
         global_version = observation.facts.get("global_engine_version")
         if global_version and cluster.attrs["engine_version"] != global_version:
             findings.append(self._finding(ctx, "db_cluster", CLUSTER, cluster.id, "engine_version", global_version,
@@ -245,21 +245,21 @@ class EnsureReplica(AuroraStep):
 
     def probe(self, ctx: StepContext) -> list[ProbeResult]:
         """Read the replication lag AWS publishes for the secondary (AuroraGlobalDBReplicationLag,
-        milliseconds, in the secondary's region) and compare its maximum with 1 s. No datapoint
-        is reported as no data, never as a pass.
+        milliseconds, in the secondary's region) and compare its maximum with 1 s. The secondary
+        is the cluster of the role that is not active: after a switchover, the primary region's
+        cluster (the probe only runs when verify found the writer where the state says). No
+        datapoint is reported as no data, never as a pass.
         https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-monitoring.html"""
-        cluster = ctx.config.names.aurora_cluster(self.role)
+        secondary = "dr" if ctx.active_role == "primary" else "primary"
+        cluster, region = ctx.config.names.aurora_cluster(secondary), ctx.config.region(secondary)
         now = datetime.now(timezone.utc)
-        points = ctx.call("cloudwatch", "get_metric_statistics", Namespace="AWS/RDS",
-                          MetricName="AuroraGlobalDBReplicationLag",
-                          Dimensions=[{"Name": "DBClusterIdentifier", "Value": cluster}],
-                          StartTime=now - LAG_WINDOW, EndTime=now, Period=60, Statistics=["Maximum"])["Datapoints"]
+        points = lag_datapoints(ctx.aws, region, cluster, now - LAG_WINDOW, now)
         check = f"Aurora replication lag of {cluster} is under {LAG_LIMIT_MS:.0f} ms"
         if not points:
-            return [ProbeResult(self.key, ctx.region, check, None,
+            return [ProbeResult(self.key, region, check, None,
                                 f"no datapoints in the last {LAG_WINDOW.seconds // 60} minutes")]
         worst = max(p["Maximum"] for p in points)
-        return [ProbeResult(self.key, ctx.region, check, worst < LAG_LIMIT_MS,
+        return [ProbeResult(self.key, region, check, worst < LAG_LIMIT_MS,
                             f"max {worst:.0f} ms over {len(points)} minute(s)")]
 
     def create_db_cluster(self, ctx: StepContext, change: Change) -> None:
@@ -269,3 +269,29 @@ class EnsureReplica(AuroraStep):
         # The AWS managed key may not exist yet (plan cannot create it): resolving it here does.
         key = change.expected.get("kms_key_id") or create_kms_key_arn(ctx, self.kms_key)
         self._create_cluster(ctx, change, KmsKeyId=key)
+
+
+def lag_datapoints(aws: Any, region: str, cluster: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """AuroraGlobalDBReplicationLag of `cluster` (a secondary) per minute, Maximum, read in its
+    own region: AWS publishes it there, and only while the cluster is a secondary."""
+    return aws.call("cloudwatch", region, "get_metric_statistics", Namespace="AWS/RDS",
+                    MetricName="AuroraGlobalDBReplicationLag",
+                    Dimensions=[{"Name": "DBClusterIdentifier", "Value": cluster}],
+                    StartTime=start, EndTime=end, Period=60, Statistics=["Maximum"])["Datapoints"]
+
+
+def writer_findings(step: AuroraStep, ctx: StepContext, observation: Observation) -> list[Change]:
+    """A finding when this step's cluster is (or is not) the writer against the state's active
+    role. Provision never repairs it: moving the writer is a runbook's switchover or failover,
+    which also moves DNS and records the new active region."""
+    cluster = observation.get(CLUSTER)
+    members = observation.facts.get("members", {})
+    if not cluster.exists or cluster.attrs["arn"] not in members:
+        return []
+    should_write, writes = step.role == ctx.active_role, members[cluster.attrs["arn"]]
+    if should_write == writes:
+        return []
+    active = ctx.active_role
+    note = (f"the state says the {active} region ({ctx.config.region(active)}) is active, so the writer should be "
+            f"{ctx.config.names.aurora_cluster(active)}: finish or roll back the switchover/failover runbook")
+    return [step._finding(ctx, "db_cluster", CLUSTER, cluster.id, "is_writer", should_write, writes, note)]

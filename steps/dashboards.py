@@ -3,10 +3,15 @@
 Primary (`drkit-primary-<env>`): Aurora global replication lag (both clusters: the metric exists
 for whichever is the secondary), S3 replication latency (Replication Time Control metrics of the
 primary -> DR rule), API 4XX/5XX, Lambda errors and throttles. DR (`drkit-dr-<env>`): replicated
-writes (DynamoDB ReplicationLatency into the DR region), S3 bytes pending replication and the DR
-bucket's size, the DR API and Lambda. The body is generated deterministically (sorted keys, fixed
-order), so a converged run compares equal and makes no call. PutDashboard replaces the whole
-body; dashboards take no tags, so the name is the proof of ownership.
+writes (DynamoDB ReplicationLatency both ways: into the DR region, published in the primary
+region, and back into the primary, published in the DR region, where the writes start while DR
+is active), S3 bytes pending replication and the DR bucket's size, the DR API and Lambda.
+Nothing depends on which region is active (the widgets show both directions), so a switchover
+changes no dashboard. The body is generated deterministically (sorted keys, fixed order), so a
+converged run compares equal and makes no call. PutDashboard replaces the whole body; dashboards
+take no tags, so the name is the proof of ownership.
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_monitoring.html
+(ReplicationLatency "is emitted for every source- and destination-Region pair")
 https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html
 """
 
@@ -50,9 +55,12 @@ def dashboard_body(config: Any, role: str) -> str:
             api_widget, lambda_widget]
     else:
         widgets = [
-            _widget(0, 0, "Replicated writes: DynamoDB replication latency into DR (ms)", config.primary_region, [
-                ["AWS/DynamoDB", "ReplicationLatency", "TableName", names.dynamodb_table, "ReceivingRegion",
-                 config.dr_region]], stat="Average"),
+            _widget(0, 0, "Replicated writes: DynamoDB replication latency into DR / into primary (ms)",
+                    config.primary_region, [
+                        ["AWS/DynamoDB", "ReplicationLatency", "TableName", names.dynamodb_table, "ReceivingRegion",
+                         config.dr_region],
+                        ["AWS/DynamoDB", "ReplicationLatency", "TableName", names.dynamodb_table, "ReceivingRegion",
+                         config.primary_region, {"region": config.dr_region}]], stat="Average"),
             _widget(12, 0, "S3 bytes pending replication / DR bucket size", config.primary_region, [
                 ["AWS/S3", "BytesPendingReplication", "SourceBucket", names.bucket("primary"), "DestinationBucket",
                  names.bucket("dr"), "RuleId", REPLICATION_RULE_ID],

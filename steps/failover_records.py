@@ -9,6 +9,9 @@ failover alias records (the step the user's design names `ensure_failover_record
   check (primary HTTPS AND switch) the PRIMARY record uses (design: drkit/region_switch.py);
 - PRIMARY -> the primary custom domain's regional target, SECONDARY -> the DR one, both aliases
   with EvaluateTargetHealth and a HealthCheckId; changes are waited until INSYNC.
+None of this changes with the active region: only the switch alarm's state does, which `verify`
+compares with the state's active region (a finding when they disagree); health and the DNS
+answer are reported, not judged.
 CreateHealthCheck's CallerReference is fresh per creation and written to the state *before* the
 call, so a retry or a resumed run gets the same check back, and a reference is never reused once
 its check was deleted (AWS refuses it: HealthCheckAlreadyExists). Checks are tagged right after
@@ -25,7 +28,8 @@ from typing import Any, Mapping
 from drkit import region_switch
 from drkit.errors import AwsCallError, DrkitError
 from drkit.retries import in_use
-from drkit.step import (DUPLICATE, Change, Desired, Observation, Observed, ProbeResult, Step, StepContext, known)
+from drkit.step import (DUPLICATE, UPDATE, Change, Desired, Observation, Observed, ProbeResult, Step, StepContext,
+                        known)
 from drkit.tags import RESOURCE_TAG, from_aws, is_owned, to_aws
 from steps.custom_domain import STEP as DOMAIN_STEP
 from steps.dns_zone import STEP as ZONE_STEP
@@ -103,8 +107,9 @@ class EnsureFailoverRecords(Step):
         alarm = found[0]
         tags = from_aws(ctx.aws.call("cloudwatch", ctx.config.dr_region, "list_tags_for_resource",
                                      ResourceARN=alarm["AlarmArn"]).get("Tags"))
-        return Observed("alarm", SWITCH_ALARM, name, attrs=_alarm_attrs(alarm), tags=tags,
-                        owned=is_owned(tags, ctx.config.env, self.name))
+        # Its state (not a setting, never compared) says which record the switch lets DNS answer.
+        return Observed("alarm", SWITCH_ALARM, name, attrs={**_alarm_attrs(alarm), "state": alarm.get("StateValue")},
+                        tags=tags, owned=is_owned(tags, ctx.config.env, self.name))
 
     def health_alarm_name(self, ctx: StepContext, role: str) -> str:
         return f"drkit-{role}-health-check-{ctx.config.env}"
@@ -256,6 +261,21 @@ class EnsureFailoverRecords(Step):
             have = observation.resources.get(want.key)
             if have is not None and have.exists and have.owned and ctx.recorded_id(want.key) != have.id:
                 ctx.record(want.key, want.kind, have.id)
+
+    def checks(self, ctx: StepContext, observation: Observation) -> list[Change]:
+        """The region switch against the state's active region: a switch that makes DNS answer
+        another region than the one the state says takes writes is a finding (a runbook that
+        stopped half-way, or a switch flipped by hand). Right after `region_switch.activate` the
+        alarm may take a minute to evaluate: AWS evaluates it once a period (60 s)."""
+        alarm = observation.get(SWITCH_ALARM)
+        says = region_switch.active_of(alarm.attrs.get("state"))
+        if not alarm.exists or says == ctx.active_role:
+            return []
+        return [Change(self.key, ctx.config.dr_region, "alarm", SWITCH_ALARM, alarm.id or "", UPDATE,
+                       attribute="region_switch", expected=ctx.active_role, actual=says,
+                       note=f"the switch alarm is {alarm.attrs.get('state')}, so DNS answers the {says} region while "
+                            f"its API is healthy; the state says {ctx.active_role} is active: switch DNS with the "
+                            f"runbook (drkit.region_switch.activate) or finish the runbook that stopped")]
 
     # Status (verify reports it; a failed-over stack is not drift) ---------------------------
     def status(self, ctx: StepContext) -> list[ProbeResult]:

@@ -263,13 +263,13 @@ def test_json_logs_and_the_audit_file_record_every_mutating_call(sandbox, tmp_pa
     assert {a["region"] for a in audit} == {PRIMARY, DR}
 
 
-@pytest.mark.parametrize("command", [[], ["plan"], ["provision"], ["verify"], ["teardown"], ["outputs"],
+@pytest.mark.parametrize("command", [[], ["plan"], ["provision"], ["verify"], ["status"], ["teardown"], ["outputs"],
                                      ["state", "show"], ["state", "unlock"], ["sandbox"], ["demo"]])
 def test_every_command_explains_itself(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage: " in result.output
-    if command and command[0] in ("plan", "provision", "verify", "teardown", "outputs"):
+    if command and command[0] in ("plan", "provision", "verify", "status", "teardown", "outputs"):
         for variable in ("ENVIRONMENT_SUFFIX", "PRIMARY_REGION", "DR_REGION", "DRKIT_STATE", "AWS_PROFILE",
                          "AWS_ENDPOINT_URL"):
             assert variable in result.output

@@ -18,6 +18,7 @@ from drkit.aws import RetryPolicy
 from drkit.config import build_config
 from drkit.logs import make_logger
 from drkit.runner import Runner
+from drkit.state import load_state
 
 STEP = "ensure_failover_records:global"
 
@@ -119,7 +120,11 @@ def test_switch_and_outage_move_dns_and_fail_open(moto, tmp_path, clock):
     assert made == [("cloudwatch", "us-east-2", "put_metric_data")]  # no Route 53, nothing in us-east-1
     assert answer(runner) == "dr"
     assert region_switch.read(runner.config, runner.aws)["active"] == "dr"
-    assert ok(runner.verify()).changes == []  # failed over is not drift
+    # DNS moved but the state still says primary is active: a finding (steps/failover_records.py).
+    moved = {(c.attribute, c.expected, c.actual) for c in ok(runner.verify()).changes}
+    assert moved == {("region_switch", "primary", "dr")}
+    load_state(runner.config).set_active("dr", "us-east-2", run_id="run-1", runbook="test", at="2026-12-02T00:00:00Z")
+    assert ok(runner.verify()).changes == []  # failed over, and recorded in the state: not drift
     region_switch.activate(runner.config, runner.aws, "primary")
     # Same minute: the period's Maximum still says DR; the next minute's datapoint decides.
     active_outages().begin("us-east-1")

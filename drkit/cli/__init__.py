@@ -15,6 +15,7 @@ from drkit.cli.provision import provision
 from drkit.cli.runbook import runbook
 from drkit.cli.sandbox import sandbox
 from drkit.cli.state import state
+from drkit.cli.status import status
 from drkit.cli.teardown import teardown
 from drkit.cli.verify import verify
 
@@ -72,5 +73,5 @@ def main() -> None:
     disaster-recovery infrastructure on AWS."""
 
 
-for command in (plan, provision, verify, teardown, outputs, state, sandbox, demo, iam_policy, runbook):
+for command in (plan, provision, verify, status, teardown, outputs, state, sandbox, demo, iam_policy, runbook):
     main.add_command(command)
