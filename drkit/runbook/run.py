@@ -50,7 +50,8 @@ def _journal_storage(runner: Any, options: Options) -> Storage:
 
 
 def prepare(runner: Any, name: str, options: Options, *, echo: Callable[[str], None] = print,
-            ask: Callable[[str], bool] = lambda q: False, run_id: str | None = None) -> RunContext:
+            ask: Callable[[str], bool] = lambda q: False, run_id: str | None = None,
+            direction: tuple[str, str] | None = None) -> RunContext:
     """Check everything the user gave before any AWS call (one-line errors, exit 2)."""
     book = find_runbook(name, known=known())
     if options.mode is not None and options.mode not in book.modes:
@@ -64,7 +65,9 @@ def prepare(runner: Any, name: str, options: Options, *, echo: Callable[[str], N
     state = _state(runner, options)
     source = OTHER[to] if options.no_state and to else state.active_role()
     target = to or OTHER[source]
-    if target == source:
+    if direction is not None:  # a resumed run keeps the direction it started with
+        source, target = direction
+    elif target == source:
         raise UserInputError(f"{runner.config.region(target)} is already the active region; nothing to {name}")
     return RunContext(runner.config, runner.aws, state, _journal_storage(runner, options), runner.waiter,
                       run_id or new_run_id(), book, source, target, options, echo=echo, ask=ask, runner=runner)
@@ -86,8 +89,8 @@ def resume(runner: Any, run_id: str, options: Options, **kw: Any) -> RunResult:
     was = first.get("options", {})
     options = replace(options, to=first["target_region"], mode=was.get("mode"),
                       force=options.force or bool(was.get("force")), no_state=bool(was.get("no_state")))
-    rc = prepare(runner, name, options, run_id=run_id, **{k: v for k, v in kw.items() if k in ("echo", "ask")})
-    rc.source, rc.target = first["source_role"], first["target_role"]
+    rc = prepare(runner, name, options, run_id=run_id, direction=(first["source_role"], first["target_role"]),
+                 **{k: v for k, v in kw.items() if k in ("echo", "ask")})
     rc.started_t = float(first["t"])
     for record in records:
         if record.get("type") in ("fact", "measure"):
