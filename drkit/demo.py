@@ -2,7 +2,9 @@
 
 provision -> verify -> verify --deep (replication canaries) -> a payment through each region's
 API, replayed with the same Idempotency-Key (drkit/demo_payments.py) -> an outage of the primary
-region: DNS answers the DR region, then the primary again (drkit/demo_failover.py) -> provision again (nothing
+region: DNS answers the DR region, then the primary again (drkit/demo_failover.py) -> the drill runbook,
+planned (switchover and back) and unplanned (failover under an outage, then failback), each with its
+measured RTO -> provision again (nothing
 may change) -> teardown -> check that nothing drkit owned is left, with the wall time and AWS
 calls of each phase.
 """
@@ -41,7 +43,13 @@ def run_demo(env: str = "demo", *, log_format: str = "console", log_level: str =
     from steps import all_steps
 
     reports: list[PhaseReport] = []
+    from drkit.sandbox.extensions import active_timings
+
     with SandboxServer() as server, tempfile.TemporaryDirectory(prefix="drkit-demo-") as tmp:
+        # A drill switches the region back within seconds; on AWS that waits for the switch alarm's
+        # next one-minute period. The demo's alarm periods last a second (set once the server has
+        # installed its timings).
+        active_timings().cloudwatch_period_scale = 60.0
         state_path = (state_dir or Path(tmp)) / f"{env}.state.json"
         config = build_config({"env": env, "state": str(state_path), "endpoint_url": server.endpoint_url},
                               environ={})
@@ -78,6 +86,7 @@ def run_demo(env: str = "demo", *, log_format: str = "console", log_level: str =
             echo(f"       {probe.describe()}")
         payments(runner, server.endpoint_url, reports, echo)
         failover(runner, reports, echo)
+        drills(runner, reports, echo)
         phase("provision again", runner.provision,
               lambda o: (o.ok and runner.aws.stats.mutating == 0, f"{len(o.changes)} changes (converged)"))
         phase("teardown", runner.teardown,
@@ -101,6 +110,36 @@ def failover(runner: Runner, reports: list[PhaseReport], echo: Callable[[str], N
          f"{summary}")
     for line in lines:
         echo(f"       {line}")
+
+
+def drills(runner: Runner, reports: list[PhaseReport], echo: Callable[[str], None]) -> None:
+    """The drill runbook twice: a planned switchover and back, then an unplanned failover under the
+    sandbox's outage switch and the failback; each prints its measured RTO (runbooks/drill.toml)."""
+    from drkit.errors import DrkitError
+    from drkit.runbook.context import Options
+    from drkit.runbook.run import start
+
+    for name, mode in (("drill (switchover)", "switchover"), ("drill (failover)", "failover")):
+        runner.aws.stats = CallStats()
+        started = time.monotonic()
+        lines: list[str] = []
+        try:
+            result = start(runner, "drill", Options(yes=True, mode=mode), echo=lines.append)
+            figures = _report_figures(result.report.get("json"))
+            ok, summary = True, (f"RTO {figures.get('rto_seconds')} s, RPO {figures.get('rpo_seconds')} s, "
+                                 f"{len(figures.get('timeline', []))} steps; report {result.report.get('md')}")
+        except DrkitError as exc:
+            ok, summary = False, exc.one_line()
+        seconds = time.monotonic() - started
+        total, mutating = runner.aws.stats.snapshot()
+        reports.append(PhaseReport(name, seconds, total, mutating, summary, ok))
+        echo(f"  {'ok ' if ok else 'BAD'} {name:<22} {seconds:6.2f}s  {total:4d} calls ({mutating:3d} mutating)  {summary}")
+
+
+def _report_figures(path: str | None) -> dict:
+    import json
+
+    return json.loads(Path(path).read_text()) if path else {}
 
 
 def payments(runner: Runner, endpoint: str, reports: list[PhaseReport], echo: Callable[[str], None]) -> None:
