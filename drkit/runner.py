@@ -230,4 +230,5 @@ class Runner:
             if any(c.action == DELETE for c in outcome.changes) and not confirm(planned):
                 return Outcome(planned, declined=True)
             done = self._run(steps, state, lambda s, ctx: s.delete(ctx), reverse=True)
+            state.forget_active_if_empty()
             return Outcome(done, applied=True)

@@ -121,6 +121,14 @@ class State:
             self._save()
             return True
 
+    def forget_active_if_empty(self) -> None:
+        """A stack torn down to nothing has no active region: a new provision starts on the primary
+        (the transitions stay, as history)."""
+        with self._lock:
+            if not self._data["steps"] and "active" in self._data:
+                del self._data["active"]
+                self._save()
+
     def clear_step(self, step: str) -> None:
         with self._lock:
             if step in self._data["steps"]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from drkit import region_switch
+from drkit.aws import is_mutating
 from drkit.errors import DrkitError, InterruptedRun, UserInputError
 from drkit.runbook.context import Options, RunContext, who_is_acting
 from drkit.runbook.engine import RunbookDeclined, RunbookFailed, done_steps, execute, holding_lock
@@ -174,6 +175,19 @@ def history(storage: Storage) -> list[dict[str, Any]]:
 def dry_run(runner: Any, name: str, options: Options) -> list[str]:
     """Every step, its preconditions, and the exact AWS calls it would make; reads only."""
     rc = prepare(runner, name, options)
+
+    def reads_only(service: str, region: str, operation: str) -> None:
+        if is_mutating(operation):
+            raise DrkitError(f"dry run: refused {service} {operation} in {region} (a mutating call)")
+
+    runner.aws.listeners.append(reads_only)
+    try:
+        return _dry_run_lines(rc)
+    finally:
+        runner.aws.listeners.remove(reads_only)
+
+
+def _dry_run_lines(rc: RunContext) -> list[str]:
     lines = [f"{rc.runbook.title} (dry run): {rc.region(rc.source)} -> {rc.region(rc.target)}"]
     for index, batch in enumerate(rc.runbook.batches(rc.mode), 1):
         for spec in batch:
