@@ -29,14 +29,14 @@ def server():
     region back within seconds, which on AWS waits for the next period."""
     from drkit.sandbox.extensions import active_timings
 
-    timings = active_timings()
-    saved = timings.cloudwatch_period_scale
-    timings.cloudwatch_period_scale = 60.0
-    try:
-        with SandboxServer() as served:
+    with SandboxServer() as served:  # starting it re-reads the timings from the environment: scale after
+        timings = active_timings()
+        saved = timings.cloudwatch_period_scale
+        timings.cloudwatch_period_scale = 60.0
+        try:
             yield served
-    finally:
-        timings.cloudwatch_period_scale = saved
+        finally:
+            timings.cloudwatch_period_scale = saved
 
 
 def new_runner(server: SandboxServer, tmp_path: Path, env: str) -> Runner:
