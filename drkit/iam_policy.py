@@ -1,5 +1,5 @@
 """The least-privilege IAM policy an operator needs to run drkit (plan, provision, verify incl.
---deep, teardown) for one environment, derived from the calls drkit makes.
+--deep, teardown, the runbooks) for one environment, derived from the calls drkit makes.
 
 OPERATION_ACTIONS is the one explicit table from boto3 operation to the IAM actions AWS checks
 for it (mostly `service:OperationName`, but S3 and a few others differ, and some calls need
@@ -86,6 +86,12 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("rds", "create_db_cluster"): ("rds:CreateDBCluster", "rds:AddTagsToResource"),
     ("rds", "modify_db_cluster"): ("rds:ModifyDBCluster",),
     ("rds", "remove_from_global_cluster"): ("rds:RemoveFromGlobalCluster",),
+    # Runbooks (drkit/runbook/aurora_actions.py): both authorize on the global cluster AND the
+    # target cluster; keeping AWS's unplanned-failover snapshot copies it, tagged.
+    ("rds", "switchover_global_cluster"): ("rds:SwitchoverGlobalCluster",),
+    ("rds", "failover_global_cluster"): ("rds:FailoverGlobalCluster",),
+    ("rds", "describe_db_cluster_snapshots"): ("rds:DescribeDBClusterSnapshots",),
+    ("rds", "copy_db_cluster_snapshot"): ("rds:CopyDBClusterSnapshot", "rds:AddTagsToResource"),
     ("rds", "delete_db_cluster"): ("rds:DeleteDBCluster",),
     ("rds", "create_db_instance"): ("rds:CreateDBInstance", "rds:AddTagsToResource"),
     ("rds", "modify_db_instance"): ("rds:ModifyDBInstance",),
@@ -137,6 +143,9 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "put_object"): ("s3:PutObject",),
     ("s3", "head_object"): ("s3:GetObject",),
     ("s3", "delete_object"): ("s3:DeleteObject", "s3:DeleteObjectVersion"),
+    # The S3 state backend (drkit/storage/s3.py, s3_lock.py): state, lock, audit and journals.
+    ("s3", "get_object"): ("s3:GetObject",),
+    ("s3", "list_objects_v2"): ("s3:ListBucket",),
     # IAM (steps/s3.py)
     ("iam", "get_role"): ("iam:GetRole",),
     ("iam", "get_role_policy"): ("iam:GetRolePolicy",),
@@ -165,6 +174,9 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("lambda", "get_policy"): ("lambda:GetPolicy",),
     ("lambda", "add_permission"): ("lambda:AddPermission",),
     ("lambda", "remove_permission"): ("lambda:RemovePermission",),
+    # The switchover gate compares the regions' concurrency (drkit/runbook/reads.py).
+    ("lambda", "get_function_concurrency"): ("lambda:GetFunctionConcurrency",),
+    ("lambda", "get_account_settings"): ("lambda:GetAccountSettings",),
     # API Gateway (steps/rest_api.py, steps/custom_domain.py): actions are HTTP verbs on paths.
     # https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-iam-policy-resource-format-for-managing-api.html
     ("apigateway", "get_rest_apis"): ("apigateway:GET",),
@@ -265,7 +277,7 @@ NEEDS_STAR_RESOURCE = frozenset({
     "cloudwatch:GetMetricStatistics",
     "acm:ListCertificates", "route53:ListHostedZonesByName", "route53:CreateHostedZone",
     "route53:ListHealthChecks", "route53:CreateHealthCheck", "route53:TestDNSAnswer", "cloudwatch:PutMetricData",
-    "kms:CreateKey", "kms:ListKeys",
+    "kms:CreateKey", "kms:ListKeys", "lambda:GetAccountSettings",
 })
 # Route 53 actions on health checks and changes rather than on the hosted zone.
 ROUTE53_HEALTH_CHECK_ACTIONS = frozenset({
@@ -337,7 +349,8 @@ def policy(config: Config, account_id: str = "*", *, dr_kms_key: str = "alias/aw
                {"StringEquals": {"ec2:CreateAction": sorted(a.split(":")[1] for a in EC2_CREATES)}}),
         _allow("Ec2OnDrkitTagged", sorted(EC2_ON_OWNED), ec2_owned, {"StringEquals": env_tags}),
         _allow("Secret", sorted(_actions("secretsmanager")), secret_arns),
-        _allow("Aurora", sorted(_actions("rds") - NEEDS_STAR_RESOURCE), rds_resources),
+        _allow("Aurora", sorted(_actions("rds") - NEEDS_STAR_RESOURCE - _RDS_SNAPSHOT_ONLY), rds_resources),
+        _allow("AuroraFailoverSnapshots", sorted(_RDS_SNAPSHOT_ACTIONS), _failover_snapshots(config, p, acct)),
         _allow("AuroraCreateDefaults", ["rds:CreateDBCluster", "rds:CreateDBInstance"], rds_defaults),
         _allow("DrKmsKeyDescribe", ["kms:DescribeKey"], *_kms_key(p, acct, config.dr_region, dr_kms_key)),
         # RDS itself creates grants on the key it encrypts with (an encrypted cross-region secondary).
@@ -356,8 +369,31 @@ def policy(config: Config, account_id: str = "*", *, dr_kms_key: str = "alias/aw
         _allow("PassReplicationRoleToS3", ["iam:PassRole"], [role_arn],
                {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}),
         *_compute_statements(config, p, acct),
+        *_state_statements(config, p),
     ]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _state_statements(config: Config, p: str) -> list[dict[str, Any]]:
+    """With `--state s3://...`: the home and replica buckets (HeadBucket, ListObjectsV2) and the
+    objects under the prefix (the state, the lock, the audit log, the runbooks' journals)."""
+    location = config.state_location
+    if location is None:
+        return []
+    buckets = [f"arn:{p}:s3:::{b}" for b in (location.bucket, location.replica)]
+    return [_allow("StateBuckets", ["s3:ListBucket"], buckets),
+            _allow("StateObjects", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                   [f"{b}/{location.key('*')}" for b in buckets])]
+
+
+def _failover_snapshots(config: Config, p: str, acct: str) -> list[str]:
+    """The failback's snapshots, in each cluster's region: AWS's unplanned-failover snapshot of
+    the old primary (the copy's source) and drkit's manual copy of it. CopyDBClusterSnapshot
+    authorizes on cluster-snapshot ARNs only; with Tags it also needs rds:AddTagsToResource."""
+    from drkit.runbook.aurora_actions import FAILOVER_SNAPSHOT_PREFIX, KEPT_SNAPSHOT_PREFIX
+
+    return [f"arn:{p}:rds:{config.region(role)}:{acct}:cluster-snapshot:{prefix}-{config.names.aurora_cluster(role)}-*"
+            for role in ("primary", "dr") for prefix in (FAILOVER_SNAPSHOT_PREFIX, KEPT_SNAPSHOT_PREFIX)]
 
 
 def _compute_statements(config: Config, p: str, acct: str) -> list[dict[str, Any]]:
@@ -371,7 +407,7 @@ def _compute_statements(config: Config, p: str, acct: str) -> list[dict[str, Any
     regions = [config.region(role) for role in roles]
     gateway = [f"arn:{p}:apigateway:{r}::{path}" for r in regions
                for path in ("/restapis", "/restapis/*", "/domainnames", "/domainnames/*", "/tags/*")]
-    lambda_actions = sorted(a for a in _actions("lambda"))
+    lambda_actions = sorted(_actions("lambda") - NEEDS_STAR_RESOURCE)
     return [
         _allow("LambdaLogGroups", sorted(_actions("logs") - {"logs:DescribeLogGroups"}), log_groups),
         _allow("DescribeLogGroups", ["logs:DescribeLogGroups"],
@@ -429,6 +465,11 @@ def _traffic_statements(config: Config, p: str, acct: str) -> list[dict[str, Any
 _S3_OBJECT_ACTIONS = frozenset({"s3:DeleteObject", "s3:DeleteObjectVersion"})
 _S3_CANARY_ACTIONS = frozenset({"s3:PutObject", "s3:GetObject"})
 _IAM_SPECIAL = frozenset({"iam:PassRole", "iam:CreateServiceLinkedRole"})
+# The runbooks' snapshot actions, on snapshot ARNs; DescribeDBClusterSnapshots also on the clusters
+# (asked by DBClusterIdentifier).
+_RDS_SNAPSHOT_ACTIONS = frozenset({"rds:CopyDBClusterSnapshot", "rds:DescribeDBClusterSnapshots",
+                                   "rds:AddTagsToResource"})
+_RDS_SNAPSHOT_ONLY = frozenset({"rds:CopyDBClusterSnapshot"})
 
 
 def _actions(service: str) -> set[str]:

@@ -23,6 +23,7 @@ from drkit.runbook.context import Direction, RunContext
 from drkit.runbook.registry import Verdict, action, check
 
 FAILOVER_SNAPSHOT_PREFIX = "rds:unplanned-global-failover"
+KEPT_SNAPSHOT_PREFIX = "drkit-unplanned-failover"  # drkit's manual copy (drkit.iam_policy grants on it)
 
 
 def _arn(rc: RunContext, role: str) -> str:
@@ -151,7 +152,7 @@ def _detached(rc: RunContext, d: Direction) -> Any:
 
 
 def _snapshot_name(rc: RunContext, d: Direction) -> str:
-    return f"drkit-unplanned-failover-{rc.config.names.aurora_cluster(d.to)}-{rc.run_id[:15].lower().replace('t', '-')}"
+    return f"{KEPT_SNAPSHOT_PREFIX}-{rc.config.names.aurora_cluster(d.to)}-{rc.run_id[:15].lower().replace('t', '-')}"
 
 
 def _failover_snapshots(rc: RunContext, d: Direction) -> list[dict[str, Any]]:
