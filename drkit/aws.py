@@ -10,6 +10,7 @@ appended to the audit file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -98,6 +99,9 @@ class RetryPolicy:
     base_seconds: float = 0.5
     max_seconds: float = 20.0
     settle_seconds: float = 10.0  # how long a lost answer's look-up keeps looking
+    # How long a 5xx answer (its outcome unknown) is retried; None: that kind's own budget. The
+    # state storage fails over to its replica instead of waiting minutes for a region that is down.
+    unknown_outcome_seconds: float | None = None
 
 
 class AwsGateway:
@@ -121,6 +125,8 @@ class AwsGateway:
         self.log = log
         self.stats = stats or CallStats()
         self.interrupt = interrupt or getattr(self.clock, "interrupt", None) or threading.Event()
+        self._unknown_outcome = UNKNOWN_OUTCOME if self.retry.unknown_outcome_seconds is None else \
+            dataclasses.replace(UNKNOWN_OUTCOME, budget=self.retry.unknown_outcome_seconds)
         self._clients: dict[tuple[str, str, bool], Any] = {}
         self._lock = threading.Lock()
         # Told of every call before it is sent: (service, region, operation). A listener may
@@ -212,7 +218,7 @@ class AwsGateway:
                     if found is not None:
                         self._record_mutation(service, region, operation, resource, found, recovered=True)
                         return found
-                kind = UNKNOWN_OUTCOME if outcome_unknown(exc) else classify(
+                kind = self._unknown_outcome if outcome_unknown(exc) else classify(
                     exc, mutating=mutating, deleting=deleting, missing_ok=bool(missing_ok), not_yet=not_yet,
                     not_found=is_not_found(code),
                 )

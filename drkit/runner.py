@@ -180,13 +180,31 @@ class Runner:
         return load_state(self.config, persist=False, storage=self.storage).all_outputs()
 
     # Mutating ------------------------------------------------------------------------------
-    def _reconcile(self) -> None:
-        """Copy home what was journaled while an S3 state's home region was down (drkit.storage.s3)."""
+    def _reconcile(self) -> tuple[list[str], list[dict[str, Any]]]:
+        """Copy home what was journaled while an S3 state's home region was down, or by a
+        `--no-state` run (drkit.storage.s3), and apply to the state the active-region changes
+        those journals hold. Under the state lock. Returns (records copied, changes applied)."""
         reconcile = getattr(self.storage, "reconcile", None)
-        if reconcile is not None:
-            copied = reconcile()
-            if copied:
-                self.log.info("state.reconciled", records=len(copied))
+        if reconcile is None:
+            return [], []
+        applied: list[dict[str, Any]] = []
+
+        def apply(records: list[dict[str, Any]]) -> None:
+            applied.extend(load_state(self.config, storage=self.storage).apply_journaled(records))
+
+        copied = reconcile(apply=apply)
+        if copied:
+            self.log.info("state.reconciled", records=len(copied))
+        for change in applied:
+            self.log.info("state.active_reconciled", role=change["to_role"], region=change.get("region"),
+                          run_id=change.get("run_id"))
+        return copied, applied
+
+    def reconcile(self) -> tuple[list[str], list[dict[str, Any]]]:
+        """`drkit state reconcile`: _reconcile under the state lock, once the home region is back."""
+        self.storage.require_writable("state reconcile")
+        with self.storage.lock("state reconcile"):
+            return self._reconcile()
 
     def provision(self, step_names: Sequence[str] | None = None, *, confirm: Confirm = lambda _: True) -> Outcome:
         self.storage.require_writable("provision")

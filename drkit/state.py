@@ -128,6 +128,25 @@ class State:
             if not self._data["steps"] and "active" in self._data:
                 del self._data["active"]
                 self._save()
+    def apply_journaled(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Apply the active-region changes runbooks journaled but could not write (`state.active`
+        records with recorded=false: degraded mode, --no-state), oldest first; returns those
+        applied. One whose run is in the transitions already, or older than the latest recorded
+        transition (a later change wins), is left alone: applying twice changes nothing."""
+        journaled = sorted((r for r in records if r.get("type") == "state.active" and r.get("recorded") is False
+                            and r.get("to_role") in ("primary", "dr")), key=lambda r: str(r.get("at")))
+        applied = []
+        for record in journaled:
+            with self._lock:
+                transitions = self.transitions()
+                if any(t.get("run_id") == record.get("run_id") for t in transitions):
+                    continue
+                if transitions and str(transitions[-1].get("at")) > str(record.get("at")):
+                    continue
+                if self.set_active(record["to_role"], str(record.get("region")), run_id=str(record.get("run_id")),
+                                   runbook=str(record.get("runbook")), at=str(record.get("at"))):
+                    applied.append(record)
+        return applied
 
     def clear_step(self, step: str) -> None:
         with self._lock:

@@ -163,14 +163,18 @@ def migrate(settings, destination):
 def reconcile(settings):
     """Copy home what was recorded while the S3 state's home region was down.
 
-    Journal and audit records written in degraded mode went to the replica and to a local file;
-    this copies them into the home bucket (never overwriting), once its region is back.
-    provision and teardown do the same when they start.
+    Journal and audit records written in degraded mode went to the replica and to a local file
+    (a `--no-state` run's, to a local file only); this copies them into the home bucket (never
+    overwriting), once its region is back, and records in the state the active region a failover
+    journaled but could not write. provision and teardown do the same when they start.
     """
     config = settings.config()
     storage = open_storage(config)
     if isinstance(storage, LocalStorage):
         click.echo(f"{storage.name} is a local state: nothing to reconcile")
         return
-    copied = storage.reconcile()
+    copied, applied = settings.runner(writes_state=True).reconcile()
     click.echo(f"{len(copied)} record(s) copied to {storage.name}" + "".join(f"\n  {name}" for name in copied))
+    for change in applied:
+        click.echo(f"active region now {change.get('region')} ({change['to_role']}): journaled by "
+                   f"{change.get('runbook')} run {change.get('run_id')} at {change.get('at')}, now recorded in the state")

@@ -104,7 +104,9 @@ def failover_gate(rc: RunContext, d: Direction) -> list[str]:
         source_api = rc.state.outputs(f"ensure_rest_api:{d.frm}").get("api_id")
         answer = reads.call_api(rc.config, source_api, d.frm, "/health", timeout=5.0) if source_api else None
         if answer is None:
-            reasons.append(f"cannot confirm the outage: no API of {rc.region(d.frm)} is recorded (use --force)")
+            reasons.append(f"cannot confirm the outage: no API of {rc.region(d.frm)} is recorded"
+                           + (" (--no-state: only the state knows it)" if rc.options.no_state else "")
+                           + " (use --force)")
         elif answer.ok:
             reasons.append(f"no outage confirmed: {rc.region(d.frm)}'s API answers /health {answer.status} "
                            "(use switchover, or --force)")

@@ -14,7 +14,7 @@ from drkit.runbook.engine import RunbookDeclined, RunbookFailed, done_steps, exe
 from drkit.runbook.model import Runbook, find_runbook, list_runbooks
 from drkit.runbook.registry import ACTIONS, GATES, known
 from drkit.state import State, load_state
-from drkit.storage.base import Storage, new_run_id
+from drkit.storage.base import Storage, StreamAuditLog, new_run_id
 
 OTHER = {"primary": "dr", "dr": "primary"}
 
@@ -42,12 +42,18 @@ def _state(runner: Any, options: Options) -> State:
 
 
 def _journal_storage(runner: Any, options: Options) -> Storage:
-    """--no-state: the journal goes to a local file (the state's storage cannot be reached)."""
-    if options.no_state:
-        from drkit.storage.local import LocalStorage
+    """--no-state: the journal goes to a local file (the state's storage cannot be reached), which
+    `drkit state reconcile` copies home later."""
+    return runner.storage.offline() if options.no_state else runner.storage
 
-        return LocalStorage(runner.config.state_path)
-    return runner.storage
+
+def _avoid_impaired(runner: Any, book: Runbook, options: Options, role: str) -> None:
+    """A failover calls nothing in the impaired region, its state bucket included: an S3 state
+    whose home is there is read from its replica (degraded mode) and the run journaled there."""
+    avoid = getattr(runner.storage, "avoid_region", None)
+    if book.avoid == "source" and not options.no_state and avoid is not None:
+        region = runner.config.region(role)
+        avoid(region, f"a {book.name} never calls the impaired region {region}")
 
 
 def prepare(runner: Any, name: str, options: Options, *, echo: Callable[[str], None] = print,
@@ -63,6 +69,8 @@ def prepare(runner: Any, name: str, options: Options, *, echo: Callable[[str], N
         raise UserInputError(f"--no-state is for the failover runbook only, not {name}")
     if options.no_state and to is None:
         raise UserInputError("--no-state needs --to REGION: without a state, drkit cannot tell which region is active")
+    if direction is not None or to is not None:  # the impaired region is known before any read
+        _avoid_impaired(runner, book, options, direction[0] if direction else OTHER[to])
     state = _state(runner, options)
     source = OTHER[to] if options.no_state and to else state.active_role()
     target = to or OTHER[source]
@@ -70,8 +78,13 @@ def prepare(runner: Any, name: str, options: Options, *, echo: Callable[[str], N
         source, target = direction
     elif target == source:
         raise UserInputError(f"{runner.config.region(target)} is already the active region; nothing to {name}")
-    return RunContext(runner.config, runner.aws, state, _journal_storage(runner, options), runner.waiter,
-                      run_id or new_run_id(), book, source, target, options, echo=echo, ask=ask, runner=runner)
+    _avoid_impaired(runner, book, options, source)
+    run_id = run_id or new_run_id()
+    storage = _journal_storage(runner, options)
+    if storage is not runner.storage:  # --no-state: the audit of AWS calls stays local too
+        runner.aws.audit = StreamAuditLog(storage, run_id)
+    return RunContext(runner.config, runner.aws, state, storage, runner.waiter, run_id, book, source, target,
+                      options, echo=echo, ask=ask, runner=runner)
 
 
 def start(runner: Any, name: str, options: Options, **kw: Any) -> RunResult:
@@ -80,7 +93,8 @@ def start(runner: Any, name: str, options: Options, **kw: Any) -> RunResult:
 
 
 def resume(runner: Any, run_id: str, options: Options, **kw: Any) -> RunResult:
-    found = find_run(_journal_storage(runner, options), run_id)
+    # A --no-state run's journal is local (no AWS call to look there first).
+    found = find_run(runner.storage.offline(), run_id) or find_run(_journal_storage(runner, options), run_id)
     if found is None:
         raise UserInputError(f"no runbook run {run_id!r} in {runner.storage.name}", hint="`drkit runbook history`")
     name, records = found

@@ -10,6 +10,10 @@ from typing import Any, Mapping
 from drkit.storage.base import Journal, Storage, new_run_id
 
 DEFAULT_LEASE_SECONDS = 60.0
+# A 5xx from the state's bucket gets botocore's own attempts (standard mode: 4, backed off), then
+# counts as the region being down: reads go to the replica at once instead of retrying for
+# minutes (a failover must never wait for the failed region); writes are refused, and re-run.
+STATE_UNKNOWN_OUTCOME_SECONDS = 0.0
 LEASE_ENV = "DRKIT_STATE_LEASE_SECONDS"
 
 
@@ -39,9 +43,12 @@ def open_storage(config: Any, *, aws: Any = None, credentials: Mapping[str, str]
     location = config.state_location
     if location is None:
         return LocalStorage(config.state_path)
-    from drkit.aws import AwsGateway
+    import dataclasses
+
+    from drkit.aws import AwsGateway, RetryPolicy
     from drkit.storage.s3 import S3Storage
 
+    retry = dataclasses.replace(retry or RetryPolicy(), unknown_outcome_seconds=STATE_UNKNOWN_OUTCOME_SECONDS)
     gateway = aws or AwsGateway(profile=config.profile, endpoint_url=config.endpoint_url, credentials=credentials,
                                 clock=clock, retry=retry)
     return S3Storage(location, gateway, cache_dir=config.state_path.parent, lease_seconds=lease_seconds(),

@@ -80,6 +80,23 @@ class Storage(abc.ABC):
     def journal(self, runbook: str, run_id: str) -> "Journal":
         return Journal(self, f"journals/{runbook}/{run_id}")
 
+    def offline(self) -> "Storage":
+        """Where a run that must not reach this storage's buckets (`--no-state`) keeps its journal,
+        audit and report, for `drkit state reconcile` to copy home later: a local state's itself."""
+        return self
+
+
+class StreamAuditLog:
+    """The AWS gateway's audit sink as a stream: one record per mutating call in `audit/<run-id>`."""
+
+    def __init__(self, storage: Storage, run_id: str) -> None:
+        self.storage = storage
+        self.stream = f"audit/{run_id}"
+        self.path = None  # not one local file
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.storage.append_record(self.stream, record)
+
 
 class Journal:
     """An append-only journal: what a runbook did, one record per step, in order."""

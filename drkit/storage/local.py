@@ -223,6 +223,10 @@ class LocalStorage(Storage):
             return []
         return sorted(f"{kind}/{p.relative_to(root).with_suffix('')}" for p in base.rglob("*.jsonl"))
 
+    def discard(self, stream: str) -> None:
+        """Remove a stream once it was copied elsewhere (`drkit state reconcile`)."""
+        self._stream_path(stream).unlink(missing_ok=True)
+
     def write_report(self, name: str, text: str) -> str:
         check_stream_name(name)
         path = self._reports / name

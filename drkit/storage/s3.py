@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from drkit.aws import AwsGateway
 from drkit.errors import (
@@ -25,11 +25,16 @@ from drkit.errors import (
     UserInputError,
 )
 from drkit.retries import busy
-from drkit.storage.base import Storage, check_stream_name
+from drkit.storage.base import Storage, StreamAuditLog, check_stream_name
 from drkit.storage.location import S3StateLocation
+
+if TYPE_CHECKING:
+    from drkit.storage.local import LocalStorage
 
 STATE_OBJECT = "state.json"
 LOCK_OBJECT = "state.lock"
+# Under the cache directory: the local storage a `--no-state` run journals to (see `offline`).
+OFFLINE_STATE_FILE = "state.json"
 # In the replica, `reconcile/<name>` marks a record written there while the home region was down.
 RECONCILE = "reconcile"
 # A conditional write racing another write of the same key: retry it.
@@ -46,18 +51,6 @@ class HomeUnreachable(DrkitError):
 
 def is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, EndpointUnreachableError) or (isinstance(exc, AwsCallError) and exc.code in UNREACHABLE_CODES)
-
-
-class S3AuditLog:
-    """The AWS gateway's audit sink: one object per mutating call under `audit/<run-id>/`."""
-
-    def __init__(self, storage: "S3Storage", run_id: str) -> None:
-        self.storage = storage
-        self.stream = f"audit/{run_id}"
-        self.path = None  # not a local file
-
-    def append(self, record: dict[str, Any]) -> None:
-        self.storage.append_record(self.stream, record)
 
 
 class S3Storage(Storage):
@@ -100,6 +93,20 @@ class S3Storage(Storage):
                 hint="state show, outputs and verify work now (from the replica); provision and teardown once "
                      "the home region is back (then run `drkit state reconcile`)",
             )
+
+    def avoid_region(self, region: str, why: str) -> None:
+        """Degraded mode without asking the home bucket, when it lives in `region` and the run
+        must not call that region (a failover away from it)."""
+        if region == self.location.region and not self._home_down:
+            self._home_down = True
+            self.warn(f"drkit: warning: the state bucket's region {region} is not called ({why}); reading the "
+                      f"replica s3://{self.location.replica}/{self.location.prefix} in {self.location.replica_region} "
+                      "(degraded mode: the state is not written; `drkit state reconcile` applies the run later)")
+
+    def offline(self) -> LocalStorage:
+        from drkit.storage.local import LocalStorage
+
+        return LocalStorage(self.cache_dir / OFFLINE_STATE_FILE)
 
     def _home_reachable(self, command: str) -> bool:
         try:
@@ -214,8 +221,8 @@ class S3Storage(Storage):
 
         return S3Lock(self, command)
 
-    def audit_log(self, run_id: str) -> S3AuditLog:
-        return S3AuditLog(self, run_id)
+    def audit_log(self, run_id: str) -> StreamAuditLog:
+        return StreamAuditLog(self, run_id)
 
     # Records ---------------------------------------------------------------------------------
     def append_record(self, stream: str, record: dict[str, Any]) -> str:
@@ -310,33 +317,68 @@ class S3Storage(Storage):
         return found[0] if found else None
 
     # Reconcile -------------------------------------------------------------------------------
-    def reconcile(self) -> list[str]:
+    def reconcile(self, apply: Callable[[list[dict[str, Any]]], None] | None = None) -> list[str]:
         """Copy home what was recorded while the home region was down: the records kept in the
-        local pending directory, and those marked in the replica (by any machine). Never
-        overwrites; returns the names copied."""
+        local pending directory, a `--no-state` run's local journal, audit and report, and the
+        records marked in the replica (by any machine). Never overwrites; returns the names
+        copied. `apply` sees every record first (the runner applies journaled changes of the
+        active region to the state), so a reconcile cut short at any point is simply run again."""
         self.require_writable("state reconcile")
-        copied: list[str] = []
-        pending = self.cache_dir / "pending"
-        root = pending / self.location.key("") if self.location.prefix else pending
-        for path in sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []:
-            name = str(path.relative_to(root))
-            if self.put_home(name, path.read_text(encoding="utf-8"), if_none_match=True) is not None:
-                copied.append(name)
-            path.unlink()
-        try:  # what other machines recorded in the replica while the home region was down
-            for marker in self._keys(RECONCILE + "/", replica=True):
-                name = marker[len(RECONCILE) + 1:]
-                found = self._replica("get_object", Key=self.location.key(name), missing_ok="NoSuchKey")
-                if found and self.put_home(name, found["Body"].read().decode("utf-8"), if_none_match=True):
-                    copied.append(name)
-                self._replica("delete_object", Key=self.location.key(marker), resource=self.location.key(marker))
-        except DrkitError as exc:
-            self.warn(f"drkit: warning: the replica's records could not be copied home yet: {exc.one_line()}")
-        _remove_empty_dirs(pending)
+        found, cleanups = self._recorded_elsewhere()
+        if apply is not None:
+            apply([record for record in (_parsed(text) for _, text in found) if record is not None])
+        copied = [name for name, text in found if self.put_home(name, text, if_none_match=True) is not None]
+        for cleanup in cleanups:
+            try:
+                cleanup()
+            except DrkitError as exc:  # a replica marker left behind: the next reconcile skips its record (412)
+                self.warn(f"drkit: warning: could not clear a reconciled marker in the replica: {exc.one_line()}")
         for directory in (self.cache_dir, *self.cache_dir.parents[:-1]):  # up to `.drkit`, never `.`
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
         return sorted(set(copied))
+
+    def _recorded_elsewhere(self) -> tuple[list[tuple[str, str]], list[Callable[[], None]]]:
+        """(name, text) of each record to copy home, and what to remove once they are."""
+        found: list[tuple[str, str]] = []
+        cleanups: list[Callable[[], None]] = []
+        pending = self.cache_dir / "pending"
+        root = pending / self.location.key("") if self.location.prefix else pending
+        for path in sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []:
+            found.append((str(path.relative_to(root)), path.read_text(encoding="utf-8")))
+            cleanups.append(path.unlink)
+        offline = self.offline()
+        for stream in offline.streams("journals") + offline.streams("audit"):
+            records = offline.read_records(stream)
+            found += [(f"{stream}/{i:06d}.json", json.dumps(record, sort_keys=True, default=str))
+                      for i, record in enumerate(records)]
+            cleanups.append(lambda stream=stream: offline.discard(stream))
+        reports = self.cache_dir / "reports"
+        for path in sorted(p for p in reports.iterdir() if p.is_file()) if reports.is_dir() else []:
+            found.append((f"reports/{path.name}", path.read_text(encoding="utf-8")))
+            cleanups.append(path.unlink)
+        try:  # what other machines recorded in the replica while the home region was down
+            for marker in self._keys(RECONCILE + "/", replica=True):
+                name = marker[len(RECONCILE) + 1:]
+                got = self._replica("get_object", Key=self.location.key(name), missing_ok="NoSuchKey")
+                if got:
+                    found.append((name, got["Body"].read().decode("utf-8")))
+                cleanups.append(lambda key=self.location.key(marker): self._replica("delete_object", Key=key,
+                                                                                     resource=key))
+        except DrkitError as exc:
+            self.warn(f"drkit: warning: the replica's records could not be copied home yet: {exc.one_line()}")
+        for directory in (pending, *(self.cache_dir / f"{OFFLINE_STATE_FILE}.{kind}" for kind in ("journals", "audit")),
+                          reports):
+            cleanups.append(lambda directory=directory: _remove_empty_dirs(directory))
+        return found, cleanups
+
+
+def _parsed(text: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _remove_empty_dirs(root: Path) -> None:
