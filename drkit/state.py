@@ -128,6 +128,7 @@ class State:
             if not self._data["steps"] and "active" in self._data:
                 del self._data["active"]
                 self._save()
+
     def apply_journaled(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Apply the active-region changes runbooks journaled but could not write (`state.active`
         records with recorded=false: degraded mode, --no-state), oldest first; returns those
