@@ -146,9 +146,9 @@ def test_runbook_snapshots_and_global_cluster_actions_are_on_drkits_arns_only():
     assert snapshots["Action"] == ["rds:AddTagsToResource", "rds:CopyDBClusterSnapshot", "rds:DescribeDBClusterSnapshots"]
     assert snapshots["Resource"] == [
         "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:rds:unplanned-global-failover-aurora-primary-prod-*",
-        "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:drkit-unplanned-failover-aurora-primary-prod-*",
+        "arn:aws:rds:us-east-1:123456789012:cluster-snapshot:drkit-ugf-aurora-primary-prod-*",
         "arn:aws:rds:us-east-2:123456789012:cluster-snapshot:rds:unplanned-global-failover-aurora-dr-prod-*",
-        "arn:aws:rds:us-east-2:123456789012:cluster-snapshot:drkit-unplanned-failover-aurora-dr-prod-*"]
+        "arn:aws:rds:us-east-2:123456789012:cluster-snapshot:drkit-ugf-aurora-dr-prod-*"]
     granting = {s["Sid"] for s in document["Statement"] if "rds:CopyDBClusterSnapshot" in s["Action"]}
     assert granting == {"AuroraFailoverSnapshots"}
     # Switchover and failover authorize on the global cluster and the target cluster (both required).

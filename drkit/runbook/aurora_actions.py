@@ -23,7 +23,7 @@ from drkit.runbook.context import Direction, RunContext
 from drkit.runbook.registry import Verdict, action, check
 
 FAILOVER_SNAPSHOT_PREFIX = "rds:unplanned-global-failover"
-KEPT_SNAPSHOT_PREFIX = "drkit-unplanned-failover"  # drkit's manual copy (drkit.iam_policy grants on it)
+KEPT_SNAPSHOT_PREFIX = "drkit-ugf"  # "unplanned global failover": the name must fit in 63 characters  # drkit's manual copy (drkit.iam_policy grants on it)
 
 
 def _arn(rc: RunContext, role: str) -> str:
@@ -152,7 +152,8 @@ def _detached(rc: RunContext, d: Direction) -> Any:
 
 
 def _snapshot_name(rc: RunContext, d: Direction) -> str:
-    return f"{KEPT_SNAPSHOT_PREFIX}-{rc.config.names.aurora_cluster(d.to)}-{rc.run_id[:15].lower().replace('t', '-')}"
+    """`drkit-ugf-<cluster>-<run's 8 hex>`: unique per run, within RDS's 63 characters."""
+    return f"{KEPT_SNAPSHOT_PREFIX}-{rc.config.names.aurora_cluster(d.to)}-{rc.run_id.rsplit('-', 1)[-1]}"
 
 
 def _failover_snapshots(rc: RunContext, d: Direction) -> list[dict[str, Any]]:
