@@ -3,10 +3,13 @@ and a Runner factory with its state file in a temporary directory."""
 
 from __future__ import annotations
 
+import functools
+import marshal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import boto3
+import botocore.loaders
 import pytest
 from moto import mock_aws
 
@@ -23,6 +26,36 @@ PRIMARY = "us-east-1"
 DR = "us-east-2"
 
 
+def _plain(data: Any) -> Any:
+    """JSON data with botocore's OrderedDicts as dicts (ordered too), which marshal can write."""
+    if isinstance(data, dict):
+        return {key: _plain(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_plain(value) for value in data]
+    return data
+
+
+@pytest.fixture(scope="session", autouse=True)
+def parsed_botocore_data() -> Iterator[None]:
+    """botocore's data files (service models, endpoints) are parsed once per test process.
+
+    moto gives each test a fresh default session and each Runner makes its own; each new session
+    would decompress and parse the same JSON again (a fifth of a moto test's time). Each load still
+    gets its own fresh copy, as from the file: botocore edits a loaded model in place (it strips
+    `/{Bucket}` from S3's request URIs), so sharing one copy between sessions would not be safe."""
+    original = botocore.loaders.JSONFileLoader.load_file
+    parsed: dict[str, bytes] = {}
+
+    def load_file(self: botocore.loaders.JSONFileLoader, file_path: str) -> Any:
+        if file_path not in parsed:
+            parsed[file_path] = marshal.dumps(_plain(original(self, file_path)))
+        return marshal.loads(parsed[file_path])
+
+    botocore.loaders.JSONFileLoader.load_file = load_file  # type: ignore[method-assign]
+    yield
+    botocore.loaders.JSONFileLoader.load_file = original  # type: ignore[method-assign]
+
+
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never let a test reach a real account: fake credentials, no profile, no endpoint."""
@@ -32,6 +65,9 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", PRIMARY)
+    # drkit never launches an instance from an image: moto need not parse its AMI catalogue for
+    # each region's EC2 backend (a tenth of a VPC test's time).
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
 @pytest.fixture
@@ -78,3 +114,12 @@ def owned_filters(env: str, role: str | None = None) -> list[dict]:
     if role:
         filters.append({"Name": "tag:DR-Role", "Values": [role]})
     return filters
+
+
+@functools.cache
+def reader(service: str, region: str = PRIMARY) -> Any:
+    """A boto3 client for reading AWS (moto) back, made once per process: making one costs more
+    than the reads a test does with it. moto serves it in whichever test uses it (its hook is
+    process-wide). For reads only: register no event handler on it."""
+    return boto3.client(service, region_name=region)
+

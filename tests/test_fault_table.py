@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import boto3
 import pytest
 
 from drkit.aws import is_mutating
 from drkit.sandbox.faults import armed_faults
 from steps import all_steps
-from tests.conftest import DR, PRIMARY
+from tests.conftest import DR, PRIMARY, reader
 
 # (service, API operation) -> the step family that makes it. Provision and teardown separately.
 PROVISION = {
@@ -134,7 +133,7 @@ def with_prerequisites(family: str) -> list:
 
 
 def api_name(service: str, operation: str) -> str:
-    return boto3.client(service, region_name=PRIMARY).meta.method_to_api_mapping[operation]
+    return reader(service).meta.method_to_api_mapping[operation]
 
 
 def inventory(env: str) -> Counter:
@@ -142,7 +141,7 @@ def inventory(env: str) -> Counter:
     found: Counter = Counter()
     tag_filters = [{"Name": "tag:ManagedBy", "Values": ["drkit"]}, {"Name": "tag:Environment", "Values": [env]}]
     for region in (PRIMARY, DR):
-        ec2 = boto3.client("ec2", region_name=region)
+        ec2 = reader("ec2", region)
         for kind, call, key in (("vpc", ec2.describe_vpcs, "Vpcs"), ("subnet", ec2.describe_subnets, "Subnets"),
                                 ("igw", ec2.describe_internet_gateways, "InternetGateways"),
                                 ("eip", ec2.describe_addresses, "Addresses"),
@@ -151,7 +150,7 @@ def inventory(env: str) -> Counter:
             found[(kind, region)] += len(call(Filters=tag_filters)[key])
         nats = ec2.describe_nat_gateways(Filters=tag_filters)["NatGateways"]
         found[("nat", region)] += len([n for n in nats if n["State"] != "deleted"])
-        rds = boto3.client("rds", region_name=region)
+        rds = reader("rds", region)
         found[("db_cluster", region)] += len([c for c in rds.describe_db_clusters()["DBClusters"]
                                               if c["DBClusterIdentifier"].endswith(env)])
         found[("db_instance", region)] += len([i for i in rds.describe_db_instances()["DBInstances"]
@@ -160,40 +159,40 @@ def inventory(env: str) -> Counter:
                                                    if g["DBSubnetGroupName"].endswith(env)])
         found[("global_cluster", region)] += len([g for g in rds.describe_global_clusters()["GlobalClusters"]
                                                   if g["GlobalClusterIdentifier"].endswith(env)])
-        found[("table", region)] += len([t for t in boto3.client("dynamodb", region_name=region).list_tables()
+        found[("table", region)] += len([t for t in reader("dynamodb", region).list_tables()
                                          ["TableNames"] if t.endswith(env)])
-        found[("secret", region)] += len([s for s in boto3.client("secretsmanager", region_name=region)
+        found[("secret", region)] += len([s for s in reader("secretsmanager", region)
                                           .list_secrets(IncludePlannedDeletion=True)["SecretList"]
                                           if f"/{env}/" in s["Name"]])
-        found[("function", region)] += len([f for f in boto3.client("lambda", region_name=region).list_functions()
+        found[("function", region)] += len([f for f in reader("lambda", region).list_functions()
                                             ["Functions"] if f["FunctionName"].endswith(env)])
-        found[("log_group", region)] += len([g for g in boto3.client("logs", region_name=region).describe_log_groups(
+        found[("log_group", region)] += len([g for g in reader("logs", region).describe_log_groups(
             logGroupNamePrefix="/aws/lambda/")["logGroups"] if g["logGroupName"].endswith(env)])
-        gateway = boto3.client("apigateway", region_name=region)
+        gateway = reader("apigateway", region)
         found[("rest_api", region)] += len([a for a in gateway.get_rest_apis()["items"] if a["name"].endswith(env)])
         found[("domain_name", region)] += len([d for d in gateway.get_domain_names()["items"]
                                                if f"payments-{env}." in d["domainName"]])
-        found[("certificate", region)] += len([c for c in boto3.client("acm", region_name=region).list_certificates()
+        found[("certificate", region)] += len([c for c in reader("acm", region).list_certificates()
                                                ["CertificateSummaryList"] if f"payments-{env}." in c["DomainName"]])
-    found[("bucket", "any")] += len([b for b in boto3.client("s3").list_buckets()["Buckets"]
+    found[("bucket", "any")] += len([b for b in reader("s3").list_buckets()["Buckets"]
                                      if b["Name"].endswith(env)])
-    found[("health_check", "any")] += len([c for c in boto3.client("route53").list_health_checks()["HealthChecks"]
+    found[("health_check", "any")] += len([c for c in reader("route53").list_health_checks()["HealthChecks"]
                                            if c["CallerReference"].startswith(f"drkit-{env}-")])
     for region in (PRIMARY, DR):
-        found[("alarm", region)] += len([a for a in boto3.client("cloudwatch", region_name=region).describe_alarms()
+        found[("alarm", region)] += len([a for a in reader("cloudwatch", region).describe_alarms()
                                          ["MetricAlarms"] if a["AlarmName"].endswith(f"-{env}")])
     for region in (PRIMARY, DR):
-        kms = boto3.client("kms", region_name=region)
+        kms = reader("kms", region)
         found[("kms_key", region)] += len([k for k in kms.list_keys()["Keys"] if kms.describe_key(KeyId=k["KeyId"])
                                            ["KeyMetadata"]["KeyState"] == "Enabled" and f" {env} " in
                                            kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("Description", "")])
-        found[("topic", region)] += len([t for t in boto3.client("sns", region_name=region).list_topics()["Topics"]
+        found[("topic", region)] += len([t for t in reader("sns", region).list_topics()["Topics"]
                                          if t["TopicArn"].endswith(f"-{env}")])
-        found[("dashboard", region)] += len([d for d in boto3.client("cloudwatch", region_name=region)
+        found[("dashboard", region)] += len([d for d in reader("cloudwatch", region)
                                              .list_dashboards()["DashboardEntries"] if d["DashboardName"].endswith(f"-{env}")])
-    found[("hosted_zone", "any")] += len([z for z in boto3.client("route53").list_hosted_zones()["HostedZones"]
+    found[("hosted_zone", "any")] += len([z for z in reader("route53").list_hosted_zones()["HostedZones"]
                                           if z["Name"].startswith(f"payments-{env}.")])
-    found[("role", "any")] += len([r for r in boto3.client("iam").list_roles()["Roles"]
+    found[("role", "any")] += len([r for r in reader("iam").list_roles()["Roles"]
                                    if r["RoleName"].endswith(env)])
     return +found  # drop zero counts
 
