@@ -59,15 +59,15 @@ def test_gate_lists_every_reason_and_changes_nothing(server, stack):
     ddb.update_table(TableName=stack.config.names.dynamodb_table, ReplicaUpdates=[{"Delete": {"RegionName": DR}}])
     saved = active_timings().aurora_replication_lag_ms
     active_timings().aurora_replication_lag_ms = 5000.0
+    before = len(stack.aws.stats.mutating_calls)
     try:
-        made = []
         with pytest.raises(RunbookFailed) as failed:
-            made = mutating_calls_of(stack, lambda: run(stack, "switchover"))
+            run(stack, "switchover")
     finally:
         active_timings().aurora_replication_lag_ms = saved
     message = failed.value.one_line()
     assert "replication lag" in message and "DynamoDB table" in message, message
-    assert made == [] and [c for c in stack.aws.stats.mutating_calls if c[2] == "switchover_global_cluster"] == []
+    assert stack.aws.stats.mutating_calls[before:] == []  # the gate stopped it before any change
     assert writer_region(server, stack) == PRIMARY
     assert load_state(stack.config).active_role() == "primary"
     journal = [r for r in stack.storage.streams("journals/switchover")]

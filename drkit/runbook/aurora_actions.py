@@ -14,10 +14,9 @@ https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-datab
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from drkit.errors import DrkitError, WaitTimeoutError
+from drkit.errors import DrkitError, InterruptedRun
 from drkit.runbook import reads
 from drkit.runbook.context import Direction, RunContext
 from drkit.runbook.registry import Verdict, action, check
@@ -130,9 +129,9 @@ def failover(rc: RunContext, d: Direction, spec: Any) -> str:
                         failed=lambda v: v.failed, timeout=spec.timeout / 2)
         rc.remember("failover_path", "managed")
         return "FailoverGlobalCluster (AllowDataLoss) completed"
-    except (DrkitError, WaitTimeoutError) as exc:
-        if isinstance(exc, DrkitError) and exc.exit_code == 130:
-            raise
+    except InterruptedRun:
+        raise
+    except DrkitError as exc:  # refused, or not done within its budget (WaitTimeoutError)
         reason = exc.one_line()
     rc.echo(f"  managed failover did not complete ({reason}); detaching and promoting "
             f"{rc.config.names.aurora_cluster(d.to)}")
@@ -219,7 +218,3 @@ def synchronized(rc: RunContext, d: Direction) -> Verdict:
         return Verdict(False, "a switchover or failover is running")
     lagging = [f"{n} {m['sync']}" for n, m in names.items() if not m["writer"] and m["sync"] != "connected"]
     return Verdict(not lagging, "; ".join(lagging) or "every secondary connected")
-
-
-def now_stamp() -> str:
-    return time.strftime("%Y%m%d%H%M", time.gmtime())

@@ -3,8 +3,6 @@ to do each thing), the direction of the run, its journal, and who is acting."""
 
 from __future__ import annotations
 
-import getpass
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -14,6 +12,7 @@ from typing import Any, Callable, Iterator
 from drkit.aws import AwsGateway, is_mutating
 from drkit.config import Config
 from drkit.errors import DrkitError
+from drkit.identity import whoami
 from drkit.state import State
 from drkit.storage.base import Journal, Storage
 from drkit.waiters import Waiter
@@ -139,12 +138,5 @@ class RunContext:
 
 def who_is_acting(aws: AwsGateway, region: str) -> dict[str, Any]:
     """The caller identity from STS (in `region`, the healthy one) and the local user."""
-    try:
-        arn = aws.call("sts", region, "get_caller_identity").get("Arn")
-    except DrkitError:
-        arn = None
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = None
-    return {"caller_arn": arn, "local_user": user, "host": socket.gethostname()}
+    found = whoami(aws, region)
+    return {"caller_arn": found["arn"], "local_user": found["user"], "host": found["host"]}

@@ -22,11 +22,6 @@ LAG_METRIC = "AuroraGlobalDBReplicationLag"
 API_STAGE = "prod"
 
 
-def cluster_arn_guess(config: Config, role: str, account: str) -> str:
-    partition = "aws-us-gov" if config.region(role).startswith("us-gov-") else "aws"
-    return f"arn:{partition}:rds:{config.region(role)}:{account}:cluster:{config.names.aurora_cluster(role)}"
-
-
 def global_cluster(config: Config, aws: AwsGateway, region: str) -> dict[str, Any] | None:
     """DescribeGlobalClusters for drkit's global database, asked in `region` (any member's region
     answers: a failover asks the healthy one)."""

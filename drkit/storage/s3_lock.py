@@ -12,17 +12,15 @@ https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-deletes.html
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import secrets
-import socket
 import threading
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from drkit import identity
 from drkit.errors import AwsCallError, DrkitError, StateLockedError
 from drkit.storage.base import new_run_id
 from drkit.storage.s3 import LOCK_OBJECT, PRECONDITION_FAILED, S3Storage
@@ -31,16 +29,8 @@ RENEWALS_PER_LEASE = 4
 
 
 def whoami(storage: S3Storage) -> dict[str, Any]:
-    """Who is acting: the AWS principal (STS GetCallerIdentity), the local user, host and pid."""
-    try:
-        arn = storage.aws.call("sts", storage.location.region, "get_caller_identity").get("Arn")
-    except DrkitError:
-        arn = None
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = None
-    return {"arn": arn, "user": user, "host": socket.gethostname(), "pid": os.getpid()}
+    """Who holds or breaks the lock, asked in the state bucket's region."""
+    return identity.whoami(storage.aws, storage.location.region)
 
 
 class S3Lock:
